@@ -7,6 +7,7 @@ orders by :func:`judge_both_orders`.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 import json
 import os
 import re
@@ -18,13 +19,14 @@ import torch
 from lit_iwpo.data.tokenize import prompt_text
 
 
-class Judge:
+class Judge(ABC):
     """Base class of pluggable judges (``eval.judge`` in configs, by ``class_path``)."""
 
     symmetric: bool = True  # True: compare(a, b) == 1 − compare(b, a) by construction; one order suffices
 
+    @abstractmethod
     def compare_batch(self, rows: Sequence[dict[str, Any]], a: Sequence[str], b: Sequence[str]) -> list[float]:
-        raise NotImplementedError  # pragma: no cover - abstract
+        """P(a beats b) per row: 1, 0, or 0.5 for a tie."""
 
 
 def judge_both_orders(judge: Judge, rows: Sequence[dict], a: Sequence[str], b: Sequence[str]) -> list[float]:

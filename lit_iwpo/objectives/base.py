@@ -8,6 +8,7 @@ module hands them a :class:`StepInputs` and saves their ``state_dict`` in checkp
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +38,7 @@ class ObjectiveOutput:
     metrics: dict[str, Tensor] = field(default_factory=dict)  # extra values logged under the stage ([B] or scalar)
 
 
-class Objective:
+class Objective(ABC):
     """Base class of the strategies passed to ``PreferenceModule(objective=...)``."""
 
     needs_reference: bool = True  # reference log-probs in training (always computed for eval metrics)
@@ -48,8 +49,9 @@ class Objective:
     def setup(self, module: "PreferenceModule") -> None:
         """Called once the model and data are ready (fit, validate, test); check settings here."""
 
-    def per_sample_loss(self, inputs: StepInputs) -> Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def per_sample_loss(self, inputs: StepInputs) -> Tensor:
+        """Unreduced loss [B] of the batch, before any sample weights."""
 
     def __call__(self, inputs: StepInputs) -> ObjectiveOutput:
         losses = self.per_sample_loss(inputs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import abstractmethod
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -51,9 +52,9 @@ class WeightedDPO(DPO):
             self._apply_state(self._pending_state)
             self._pending_state = None
 
+    @abstractmethod
     def train_weights(self, inputs: StepInputs, losses: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """Weights [B] for this training batch, plus extra metrics."""
-        raise NotImplementedError  # pragma: no cover - abstract
 
     def __call__(self, inputs: StepInputs) -> ObjectiveOutput:
         losses = self.per_sample_loss(inputs)

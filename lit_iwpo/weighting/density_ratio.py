@@ -9,6 +9,7 @@ mean/std of the pooled data first, so every kernel width below is in standardise
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 import math
 from typing import Optional, Sequence, Union
 
@@ -126,7 +127,7 @@ def _pick_centers(zv: Tensor, n_centers: int, gen: torch.Generator) -> Tensor:
 
 
 # ----------------------------------------------------------------------------- base
-class DensityRatioEstimator:
+class DensityRatioEstimator(ABC):
     """Base class: input checks and standardisation around ``_fit_predict``.
 
     Subclasses implement ``_fit_predict(ztr, zv) -> Tensor[N_train]`` on standardised float64
@@ -178,8 +179,9 @@ class DensityRatioEstimator:
             raise ValueError(f"{label} must have shape [N, d] or [N], got {tuple(z.shape)}")
         return z.to(torch.float64)
 
+    @abstractmethod
     def _fit_predict(self, ztr: Tensor, zv: Tensor) -> Tensor:
-        raise NotImplementedError
+        """Ratio estimates [N_train] from standardised float64 inputs."""
 
 
 def _standardize(ztr: Tensor, zv: Tensor) -> tuple[Tensor, Tensor]:

@@ -66,6 +66,7 @@ repetition -> 0.25 or 0.5).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 import random
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -551,7 +552,7 @@ def _renderings(material: Material, topic: Topic, form: str) -> list[str]:
     return sorted(out)
 
 
-class Judge:
+class Judge(ABC):
     """Base oracle: subclasses implement ``_score(topic, text, prompt)`` on normalised text."""
 
     def __init__(self, material: Material) -> None:
@@ -632,8 +633,9 @@ class Judge:
             return 0.5
         return 1.0 if a > b else 0.0
 
+    @abstractmethod
     def _score(self, topic: Topic | None, text: str, prompt: str) -> float:
-        raise NotImplementedError
+        """Deployment quality of ``text`` (normalised) as an answer to ``prompt`` about ``topic``."""
 
 
 class HelpfulHarmlessJudge(Judge):

@@ -18,6 +18,7 @@ shift show as "same prompt content, same response pair, flipped choice").
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 import random
 from dataclasses import dataclass, field
 
@@ -50,7 +51,7 @@ def lower_first(text: str) -> str:
     return text[0].lower() + text[1:]
 
 
-class Material:
+class Material(ABC):
     """Base class: subclasses set the class attributes and implement ``contrasts``/``rank``/``response``."""
 
     name: str = ""
@@ -77,18 +78,18 @@ class Material:
         return (rng.choice(PROMPT_PREFIXES) + body).strip()
 
     # ---- factor 2: response pairs ------------------------------------------------------------
+    @abstractmethod
     def contrasts(self, topic: Topic, kind: str) -> list[tuple[str, str]]:
         """Unordered pairs of response forms for this topic; ``kind`` is 'dep' or 'other'."""
-        raise NotImplementedError
 
+    @abstractmethod
     def response(self, topic: Topic, form: str, kind: str, rng: random.Random) -> str:
         """Render one response of ``form`` for ``topic`` (``kind`` selects the register)."""
-        raise NotImplementedError
 
     # ---- factor 3: labels --------------------------------------------------------------------
+    @abstractmethod
     def rank(self, population: str, topic: Topic, form: str) -> int:
         """Higher is preferred by ``population``."""
-        raise NotImplementedError
 
     def winner(self, population: str, topic: Topic, pair: tuple[str, str]) -> tuple[str, str]:
         a, b = pair
