@@ -1,6 +1,7 @@
 """Deployment evaluation wiring: scenario sources, win rate at the end of fit, rejudging, the results table."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -75,6 +76,10 @@ def test_rejudge_and_table(tmp_path):
                      "baseline": bad[r["id"]] if flip else good[r["id"]], "outcome": 0.5} for r in rows]
             (d / "generations_test.jsonl").write_text("".join(json.dumps(g) + "\n" for g in gens))
             (d / "summary.json").write_text(json.dumps({"test/win_rate": 0.5, "test/rewards/accuracies": 0.5 + seed / 4}))
+            if method == "m_good":  # wall time from the files' stamps: config at t0, final metrics 3 or 5 min later
+                (d / "metrics.csv").write_text("step\n")
+                os.utime(d / "config.yaml", (1_000_000, 1_000_000))
+                os.utime(d / "metrics.csv", (1_000_000 + 180 + 120 * seed,) * 2)
     (runs / "m_good" / "seed2").mkdir()  # an interrupted run: a summary without test metrics is not collected
     (runs / "m_good" / "seed2" / "summary.json").write_text(json.dumps({"val/loss": 0.3}))
     # the oracle prefers every chosen response: the rejudged win rate is 1 (policy = chosen) or 0
@@ -87,8 +92,8 @@ def test_rejudge_and_table(tmp_path):
     assert code == 0
     table = (tmp_path / "out" / "table.md").read_text()
     # m_mixed: win rates 1 and 0 → mean 0.5, sample sd 0.7071 → "50.00 ± 70.71" in %
-    assert "| m_good | 100.00 ± 0.00 | 62.50 ± 17.68 |" in table
-    assert "| m_mixed | 50.00 ± 70.71 | 62.50 ± 17.68 |" in table
+    assert "| m_good | 100.00 ± 0.00 | 62.50 ± 17.68 | 4.00 ± 1.41 |" in table  # time/minutes: 3 and 5
+    assert "| m_mixed | 50.00 ± 70.71 | 62.50 ± 17.68 | – |" in table
     csv_text = (tmp_path / "out" / "table.csv").read_text()
     assert "m_mixed,test/win_rate,0.5,0.7071067811865476,2,1.0000 0.0000" in csv_text
     assert (tmp_path / "out" / "table.png").stat().st_size > 1000

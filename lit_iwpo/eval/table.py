@@ -9,7 +9,9 @@ in its own process, into ``OUT/runs/METHOD/seedS``; a run whose ``summary.json``
 collected, not rerun (so an interrupted table resumes, and ``--collect`` only aggregates; a run whose
 summary has no test metrics yet counts as interrupted and starts again). The table
 (mean ± sd over seeds, sample sd) is printed and written as ``table.md``, ``table.csv`` (one row per
-method × metric, with the per-seed values) and ``table.png``.
+method × metric, with the per-seed values) and ``table.png``. The table's last column, ``time/minutes``,
+is each run's wall time from its saved config to its final metrics (training, validation and the final
+test with generation), read from the run's files, so it covers runs made by earlier invocations too.
 """
 
 from __future__ import annotations
@@ -20,10 +22,10 @@ import json
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 DEFAULT_METRICS = ("test/win_rate", "test/rewards/accuracies", "test/rewards/margins", "iw/auc_relevant", "iw/ess_ratio")
+TIME_METRIC = "time/minutes"
 
 
 def rejudge_run(run: Path) -> dict[str, float]:
@@ -76,6 +78,15 @@ def finished(summary_path: Path) -> bool:
     if not summary_path.is_file():
         return False
     return any(k.startswith("test/") for k in json.loads(summary_path.read_text()))
+
+
+def run_minutes(run: Path) -> float | None:
+    """Wall time of a run in minutes: from ``config.yaml`` (written as fit starts) to ``metrics.csv``
+    (last written after the final test); None when either is missing. Rejudging touches neither."""
+    start, end = run / "config.yaml", run / "metrics.csv"
+    if not (start.is_file() and end.is_file()):
+        return None
+    return (end.stat().st_mtime - start.stat().st_mtime) / 60.0
 
 
 def run_dir(out: Path, method: str, seed: int) -> Path:
@@ -169,7 +180,6 @@ def table_main(argv: list[str] | None = None) -> int:
     extra = args.extra[1:] if args.extra[:1] == ["--"] else args.extra
     methods = [m.stem for m in args.methods]
     summaries: dict[str, dict[int, dict]] = {m: {} for m in methods}
-    timings = []
     for cfg in args.methods:
         for seed in args.seeds:
             path = run_dir(args.out, cfg.stem, seed) / "summary.json"
@@ -180,12 +190,10 @@ def table_main(argv: list[str] | None = None) -> int:
                     shutil.rmtree(path.parent)
                 cmd = fit_command(args.base, cfg, seed, args.out, extra)
                 print(f"[table] {cfg.stem} seed {seed}: {' '.join(cmd[2:])}", flush=True)
-                t0 = time.time()
                 log = path.parent.parent / f"seed{seed}.log"
                 log.parent.mkdir(parents=True, exist_ok=True)
                 with log.open("w") as fh:
                     rc = subprocess.call(cmd, stdout=fh, stderr=subprocess.STDOUT)
-                timings.append((cfg.stem, seed, time.time() - t0))
                 if rc != 0:
                     print(f"[table] {cfg.stem} seed {seed} failed (exit {rc}); see {log}", flush=True)
                     continue
@@ -193,12 +201,15 @@ def table_main(argv: list[str] | None = None) -> int:
                 if args.rejudge:
                     rejudge_run(path.parent)
                 summaries[cfg.stem][seed] = json.loads(path.read_text())
-    rows = aggregate(summaries, args.metrics)
+                if (minutes := run_minutes(path.parent)) is not None:
+                    summaries[cfg.stem][seed][TIME_METRIC] = minutes
+    metrics = [*args.metrics, TIME_METRIC]
+    rows = aggregate(summaries, metrics)
     if not rows:
         print("[table] no finished runs to aggregate")
         return 1
     args.out.mkdir(parents=True, exist_ok=True)
-    md = markdown(rows, methods, args.metrics)
+    md = markdown(rows, methods, metrics)
     seeds_done = {m: sorted(s) for m, s in summaries.items()}
     header = f"Scenario config: {args.base}; seeds per method: {seeds_done}; mean ± sd over seeds.\n\n"
     (args.out / "table.md").write_text(header + md + "\n")
@@ -207,8 +218,5 @@ def table_main(argv: list[str] | None = None) -> int:
         writer.writeheader()
         writer.writerows(rows)
     plot(rows, methods, args.metrics, args.out / "table.png")
-    if timings:
-        (args.out / "timings.json").write_text(json.dumps(
-            [{"method": m, "seed": s, "seconds": round(t, 1)} for m, s, t in timings], indent=2))
     print(header + md)
     return 0
