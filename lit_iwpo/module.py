@@ -118,18 +118,23 @@ class PreferenceModule(L.LightningModule):
         self.strict_loading = False
 
     # ------------------------------------------------------------------ model
-    def configure_model(self) -> None:
-        if self.policy is not None:
-            return
+    def _build_base(self) -> torch.nn.Module:
+        """The frozen base the adapter trains on (= the reference), a pure function of the config."""
         base = load_causal_lm(self.name_or_path, dtype=self.hparams.dtype, seed=self.hparams.seed)
-        self.tokenizer = load_tokenizer(self.name_or_path)
-        if self.hparams.gradient_checkpointing:
-            base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-            base.config.use_cache = False
         if self.hparams.init_adapter:
             # e.g. an SFT adapter: merged into the base, which thereby becomes the reference, and a fresh
             # adapter trains on top (so π = π_ref at step 0, as DPO and IW-DPO's warm-up assume)
             base = load_adapter(base, self.hparams.init_adapter, trainable=False).merge_and_unload()
+        return base
+
+    def configure_model(self) -> None:
+        if self.policy is not None:
+            return
+        base = self._build_base()
+        self.tokenizer = load_tokenizer(self.name_or_path)
+        if self.hparams.gradient_checkpointing:
+            base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            base.config.use_cache = False
         if self.lora is None:
             self.reference = copy.deepcopy(base).eval().requires_grad_(False)
             self.policy = base
@@ -361,17 +366,18 @@ class PreferenceModule(L.LightningModule):
     def save_hf(self, out_dir: str | Path) -> Path:
         """Save the trained adapter (LoRA) or model (full fine-tuning) + tokenizer in Hugging Face format.
 
-        A LoRA adapter records where its base lives; for tiny random bases, which exist nowhere on disk,
-        the base is saved under ``base/`` next to the adapter so the folder loads with peft alone.
+        A LoRA adapter records where its base lives. Where that base exists nowhere on disk (tiny random
+        models, or a base with ``init_adapter`` merged into it) it is saved under ``base/`` next to the
+        adapter, so the folder loads with peft alone and reproduces the trained policy.
         """
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         self.policy.save_pretrained(out_dir)
         self.tokenizer.save_pretrained(out_dir)
-        if self.lora is not None and self.name_or_path in TINY_MODELS:
-            # the tiny base is a pure function of (name, seed): rebuild it rather than unwrapping the adapter
+        if self.lora is not None and (self.name_or_path in TINY_MODELS or self.hparams.init_adapter):
+            # the base is a pure function of the config: rebuild it rather than unwrapping the adapter
             base_dir = out_dir / "base"
-            load_causal_lm(self.name_or_path, dtype=self.hparams.dtype, seed=self.hparams.seed).save_pretrained(base_dir)
+            self._build_base().save_pretrained(base_dir)
             self.tokenizer.save_pretrained(base_dir)
             cfg_path = out_dir / "adapter_config.json"
             cfg = json.loads(cfg_path.read_text())

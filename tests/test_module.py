@@ -143,9 +143,19 @@ def test_init_adapter_is_merged_into_the_reference(tmp_path, pref_files):
     module.policy.eval()
     trained = module.policy_logps(batch).logps.detach()
     assert not torch.allclose(trained, module.reference_logps(batch).logps, atol=1e-3)  # it did train
-    _, started = _setup(pref_files, init_adapter=str(tmp_path / "hf"))
+    _, started = _setup(pref_files, init_adapter=str(tmp_path / "hf"), lr=1e-2)
     ref, pol = started.reference_logps(batch).logps, started.policy_logps(batch).logps
     assert torch.allclose(ref, trained, atol=1e-4) and torch.equal(pol, ref)
+    # the exported folder is the merged base + the new adapter: it reproduces the second run's policy
+    _trainer(tmp_path).fit(started, datamodule=dm)
+    started.save_hf(tmp_path / "hf2")
+    from peft import AutoPeftModelForCausalLM
+
+    exported = AutoPeftModelForCausalLM.from_pretrained(tmp_path / "hf2").eval()
+    started.policy.eval()
+    ids = batch.input_ids[:2]
+    assert not torch.allclose(started.policy(ids).logits, module.policy(ids).logits, atol=1e-3)  # it trained on
+    assert torch.allclose(exported(ids).logits, started.policy(ids).logits, atol=1e-5)
 
 
 def test_local_folder_loads_same_model(tmp_path):
