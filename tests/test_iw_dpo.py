@@ -178,9 +178,25 @@ def _iw_config(tmp_path, pref_files, objective=IW, callbacks=(), **extra):
                                             "model.lr": 5e-3, **extra})
 
 
-def test_empty_dv_and_too_small_dv_fail_clearly(tmp_path, pref_files):
+def test_empty_dv_fails_clearly(tmp_path, pref_files):
     with pytest.raises(ValueError, match="set data.val"):
         cli(["fit", "--config", str(_iw_config(tmp_path, pref_files)), "--data.val", "null"])
+
+
+def test_test_from_checkpoint_needs_no_dv(tmp_path, pref_files):
+    """Only training estimates weights: `lit_iwpo test` of an IW-DPO checkpoint runs without data.val and
+    reproduces the test metrics of the end of fit (unweighted losses, same weights)."""
+    cfg = _iw_config(tmp_path, pref_files)
+    run = cli(["fit", "--config", str(cfg), "--eval.win_rate", "false"])
+    fitted = json.loads((Path(run.trainer.log_dir) / "summary.json").read_text())
+    ckpt = next((Path(run.trainer.log_dir) / "checkpoints").glob("*.ckpt"))
+    tested = cli(["test", "--config", str(cfg), "--data.val", "null", "--ckpt_path", str(ckpt),
+                  "--eval.win_rate", "false"])
+    for key in ("test/loss", "test/rewards/accuracies", "test/rewards/margins"):
+        assert float(tested.trainer.callback_metrics[key]) == pytest.approx(fitted[key], abs=1e-6), key
+
+
+def test_too_small_dv_and_missing_refresh_fail_clearly(tmp_path, pref_files):
     kliep = {"class_path": "lit_iwpo.objectives.IWDPO",
              "init_args": {"estimator": {"class_path": "lit_iwpo.weighting.KLIEP"}}}
     with pytest.raises(ValueError, match=r"KLIEP needs at least 5 validation points per estimate, but D_v has 4"):

@@ -70,7 +70,12 @@ def test_weighted_mean_detaches_weights():
 
 
 @pytest.mark.parametrize("kwargs", [dict(loss_type="kto"), dict(beta=0.0), dict(label_smoothing=0.5),
+                                    dict(label_smoothing=0.7), dict(label_smoothing=-0.1),
                                     dict(loss_type="ipo", label_smoothing=0.1)])
 def test_bad_settings_raise(kwargs):
     with pytest.raises(ValueError):
         dpo_loss(T([0.0]), T([0.0]), T([0.0]), T([0.0]), **kwargs)
+    from lit_iwpo.objectives import DPO
+
+    with pytest.raises(ValueError, match=r"^objective\.(loss_type|beta|label_smoothing)"):  # at construction
+        DPO(**kwargs)

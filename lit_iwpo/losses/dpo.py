@@ -24,6 +24,18 @@ def dpo_logit_gap(
     return (policy_chosen_logps - policy_rejected_logps) - (reference_chosen_logps - reference_rejected_logps)
 
 
+def check_dpo_settings(beta: float, loss_type: str, label_smoothing: float, prefix: str = "") -> None:
+    """Raise ValueError for settings :func:`dpo_loss` rejects (``prefix`` names the config group)."""
+    if loss_type not in LOSS_TYPES:
+        raise ValueError(f"{prefix}loss_type must be one of {LOSS_TYPES}, got {loss_type!r}")
+    if beta <= 0:
+        raise ValueError(f"{prefix}beta must be > 0, got {beta}")
+    if not 0.0 <= label_smoothing < 0.5:
+        raise ValueError(f"{prefix}label_smoothing must be in [0, 0.5), got {label_smoothing}")
+    if loss_type == "ipo" and label_smoothing:
+        raise ValueError(f"{prefix}label_smoothing (cDPO) applies to loss_type 'sigmoid' only; set it to 0 for IPO")
+
+
 def dpo_loss(
     policy_chosen_logps: Tensor,
     policy_rejected_logps: Tensor,
@@ -43,16 +55,9 @@ def dpo_loss(
 
     h is :func:`dpo_logit_gap`. All inputs are [B].
     """
-    if loss_type not in LOSS_TYPES:
-        raise ValueError(f"loss_type must be one of {LOSS_TYPES}, got {loss_type!r}")
-    if beta <= 0:
-        raise ValueError(f"beta must be > 0, got {beta}")
-    if not 0.0 <= label_smoothing < 0.5:
-        raise ValueError(f"label_smoothing must be in [0, 0.5), got {label_smoothing}")
+    check_dpo_settings(beta, loss_type, label_smoothing)
     h = dpo_logit_gap(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps, reference_rejected_logps)
     if loss_type == "ipo":
-        if label_smoothing:
-            raise ValueError("label_smoothing applies to loss_type='sigmoid' (cDPO) only; set it to 0 for IPO")
         return (h - 1.0 / (2.0 * beta)) ** 2
     # logsigmoid is the numerically stable form of log σ for large |βh|
     loss = -F.logsigmoid(beta * h)

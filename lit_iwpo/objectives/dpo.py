@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from lit_iwpo.losses import dpo_loss, sft_loss
-from lit_iwpo.losses.dpo import LOSS_TYPES
+from lit_iwpo.losses.dpo import check_dpo_settings
 from lit_iwpo.models.logprobs import LogProbs
 from lit_iwpo.objectives.base import Objective, StepInputs
 
@@ -33,12 +33,7 @@ class DPO(Objective):
         label_smoothing: float = 0.0,
         length_normalize: bool = False,
     ) -> None:
-        if loss_type not in LOSS_TYPES:
-            raise ValueError(f"objective.loss_type must be one of {LOSS_TYPES}, got {loss_type!r}")
-        if beta <= 0:
-            raise ValueError(f"objective.beta must be > 0, got {beta}")
-        if loss_type == "ipo" and label_smoothing:
-            raise ValueError("objective.label_smoothing (cDPO) applies to loss_type 'sigmoid' only")
+        check_dpo_settings(beta, loss_type, label_smoothing, prefix="objective.")
         self.beta = beta
         self.loss_type = loss_type
         self.label_smoothing = label_smoothing

@@ -106,8 +106,8 @@ class IWDPO(WeightedDPO):
         super().setup(module)
         trainer = module.trainer
         dm = trainer.datamodule
-        if not dm.has_split("train"):
-            return
+        if trainer.state.fn != "fit" or not dm.has_split("train"):
+            return  # validate/test/predict evaluate unweighted losses: no weights to estimate
         if not dm.has_split("val"):
             raise ValueError("IW-DPO estimates weights against deployment data D_v: set data.val")
         self.n_val = len(dm.load_split("val"))
@@ -120,8 +120,6 @@ class IWDPO(WeightedDPO):
                 f"{'D_v has' if have == self.n_val else 'objective.val_batch_size gives'} {have}: "
                 f"add deployment pairs to data.val or raise objective.val_batch_size"
             )
-        if trainer.state.fn != "fit":
-            return
         if getattr(dm, "train_on", "train") != "train":
             rank_zero_warn(f"IW-DPO with data.train_on: {dm.train_on}: D_v is also in the training set, which pulls "
                            "the estimated density ratios towards 1; the paper trains on D_tr (train_on: train)")
