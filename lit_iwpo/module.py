@@ -233,7 +233,7 @@ class PreferenceModule(L.LightningModule):
             if split in self._ref_cache or not dm.has_split(split):
                 continue
             data = dm.load_split(split)
-            path = cache_path(cache_dir, data, dm.tokenizer, model_fp)
+            path = cache_path(cache_dir, data, dm.tokenizer, model_fp, str(self.trainer.precision))
             if self.trainer.is_global_zero and not path.is_file():
                 loader = dm.pair_dataloader(split, shard=False)
                 batches = (self.trainer.strategy.batch_to_device(b) for b in loader)

@@ -1,7 +1,8 @@
 """Reference log-probabilities computed once per split and cached on disk.
 
-The cache key is a fingerprint of the data (sample ids and token ids), the tokenizer and the reference
-model's weights, so any change to one of them computes afresh instead of reusing stale numbers.
+The cache key is a fingerprint of the data (sample ids and token ids), the tokenizer, the reference
+model's weights and the trainer's precision, so any change to one of them computes afresh instead of
+reusing stale numbers.
 """
 
 from __future__ import annotations
@@ -57,8 +58,11 @@ def tokenizer_fingerprint(tokenizer) -> str:
     return h.hexdigest()
 
 
-def cache_path(cache_dir: Path, split: SplitData, tokenizer, model_fp: str) -> Path:
-    key = hashlib.sha1(f"{data_fingerprint(split)}|{tokenizer_fingerprint(tokenizer)}|{model_fp}".encode()).hexdigest()
+def cache_path(cache_dir: Path, split: SplitData, tokenizer, model_fp: str, precision: str = "") -> Path:
+    """``precision`` is the trainer's (e.g. ``bf16-mixed``): the cached numbers are only exact in it."""
+    key = hashlib.sha1(
+        f"{data_fingerprint(split)}|{tokenizer_fingerprint(tokenizer)}|{model_fp}|{precision}".encode()
+    ).hexdigest()
     return Path(cache_dir) / f"ref_logps-{split.name}-{key[:20]}.pt"
 
 

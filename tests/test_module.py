@@ -120,6 +120,13 @@ def test_precomputed_reference_cache(tmp_path, pref_files):
     dm3, module3 = _setup(pref_files, precompute_ref_logps=True, ref_cache_dir=str(cache), seed=1)
     _trainer(tmp_path, max_steps=1).fit(module3, datamodule=dm3)
     assert len(list(cache.glob("*.pt"))) == 4
+    # so does the precision the reference runs in: bf16 numbers are not those of fp32
+    dm4, module4 = _setup(pref_files, precompute_ref_logps=True, ref_cache_dir=str(cache))
+    _trainer(tmp_path, max_steps=1, precision="bf16-mixed").fit(module4, datamodule=dm4)
+    assert len(list(cache.glob("*.pt"))) == 6
+    bf16_live = module4.reference_logps(batch, use_cache=False).logps  # in the trainer's autocast
+    assert torch.allclose(module4.reference_logps(batch, use_cache=True).logps, bf16_live.float(), atol=1e-3)
+    assert not torch.allclose(bf16_live.float(), live, atol=1e-3)
 
 
 def test_incompatible_settings_fail_at_construction():
