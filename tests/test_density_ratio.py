@@ -52,6 +52,11 @@ def make_data(case, n_tr=800, n_v=300, seed=0):
         xtr, xv = g.normal(0, 1, (n_tr, 2)), mu + 0.8 * g.normal(0, 1, (n_v, 2))
         p_tr = multivariate_normal.pdf(xtr, np.zeros(2), np.eye(2))
         p_v = multivariate_normal.pdf(xtr, mu, 0.64 * np.eye(2))
+    elif case == "scale2d":  # val contracted unevenly: sd 0.6 and 0.8 along the two axes
+        cov = np.diag([0.36, 0.64])
+        xtr, xv = g.normal(0, 1, (n_tr, 2)), g.normal(0, 1, (n_v, 2)) * np.sqrt(np.diag(cov))
+        p_tr = multivariate_normal.pdf(xtr, np.zeros(2), np.eye(2))
+        p_v = multivariate_normal.pdf(xtr, np.zeros(2), cov)
     else:
         raise KeyError(case)
     return torch.tensor(xtr), torch.tensor(xv), p_tr, p_v
@@ -82,11 +87,13 @@ def np_kernel(a, b, sigma):
 #   shift2d: KLIEP .215, RuLSIF .075, uLSIF .093; uniform >= .55 (>= .46 relative)
 #   shift2d KMM: .10-.60 (seed 0: .29) -- KMM is unreliable here; its bar is only "clearly
 #   better than uniform on this seed", and the rank check carries more of the weight.
+#   scale2d: KMM .108, KLIEP .125, RuLSIF .107, uLSIF .134 (seed 0: .047/.035/.026/.034); uniform >= .34
 # Spearman min over seeds: .88 (shift1d, every estimator: the true ratio is ~0 on the left
-# half of the training support, where ranks are noise), .82 (KMM scale1d), >= .92 otherwise.
-NMSE_MAX = {"shift1d": 0.15, "scale1d": 0.12, "shift2d": 0.30}
+# half of the training support, where ranks are noise), .82 (KMM scale1d), >= .92 otherwise;
+# scale2d: KMM .83, KLIEP .81 (the ratio is flat near its peak at the origin), RuLSIF/uLSIF .95.
+NMSE_MAX = {"shift1d": 0.15, "scale1d": 0.12, "shift2d": 0.30, "scale2d": 0.20}
 NMSE_MAX_KMM_2D = 0.45
-RHO_MIN = 0.85
+RHO_MIN = {"shift1d": 0.85, "scale1d": 0.85, "shift2d": 0.85, "scale2d": 0.78}
 
 ESTIMATORS = {
     "KMM": (lambda: KMM(), 0.0),
@@ -96,7 +103,7 @@ ESTIMATORS = {
 }
 
 
-@pytest.mark.parametrize("case", ["shift1d", "scale1d", "shift2d"])
+@pytest.mark.parametrize("case", list(NMSE_MAX))
 def test_thresholds_reject_uniform_and_inverted_ratio(case):
     ztr, zv, p_tr, p_v = make_data(case)
     for alpha in (0.0, 0.1):
@@ -109,7 +116,7 @@ def test_thresholds_reject_uniform_and_inverted_ratio(case):
         assert nmse(np.ones_like(p_v), p_v / p_tr) > NMSE_MAX_KMM_2D * 1.2
 
 
-@pytest.mark.parametrize("case", ["shift1d", "scale1d", "shift2d"])
+@pytest.mark.parametrize("case", list(NMSE_MAX))
 @pytest.mark.parametrize("name", list(ESTIMATORS))
 def test_recovers_known_ratio(case, name):
     ztr, zv, p_tr, p_v = make_data(case)
@@ -121,7 +128,7 @@ def test_recovers_known_ratio(case, name):
     err, rho = nmse(w.numpy(), true), spearmanr(w.numpy(), true)[0]
     limit = NMSE_MAX_KMM_2D if (name, case) == ("KMM", "shift2d") else NMSE_MAX[case]
     assert err < limit, f"{name}/{case}: NMSE {err:.3f} >= {limit}"
-    assert rho > RHO_MIN, f"{name}/{case}: Spearman {rho:.3f} <= {RHO_MIN}"
+    assert rho > RHO_MIN[case], f"{name}/{case}: Spearman {rho:.3f} <= {RHO_MIN[case]}"
     if alpha > 0:  # the alpha-relative ratio is bounded by 1/alpha
         assert float(w.max()) <= 1.0 / alpha * 1.5
 

@@ -126,6 +126,35 @@ def test_estimated_weights_scale_losses(monkeypatch):
                           T([0.5, 0.5, 1.2, 1.2]))
 
 
+def test_recent_pool_estimates_on_the_accumulated_batch(monkeypatch):
+    """pool: recent, pool_size 6, batch s0-s3: the pool is the batch + the two latest recorded other pairs
+    (s6 at step 3, s5 at step 2; s4 is older, s7 was recorded at step 0). ŵ ∝ (1, 1, 3, 3, 1, 1) is
+    normalised over the pool (sum 10 → × 0.6), so the batch gets (.6, .6, 1.8, 1.8)."""
+
+    class Fixed(DensityRatioEstimator):
+        def _fit_predict(self, ztr, zv):
+            return T([1.0, 1.0, 3.0, 3.0, 1.0, 1.0])
+
+    pol, ref = _inputs()
+    obj = IWDPO(warmup_steps=0, pool="recent", pool_size=6, estimator=Fixed())
+    obj.store = WeightStore([f"s{i}" for i in range(8)], obj.transform_dim)
+    obj.n_val = 8
+    earlier = torch.arange(8.0).reshape(4, 2)
+    for sid, z, step in zip(["s4", "s5", "s6", "s7"], earlier, [1, 2, 3, 0]):
+        obj.store.record_transforms([sid], z[None], step)
+    monkeypatch.setattr(obj, "val_transforms", lambda module, n=None: torch.zeros(8, 2))
+    seen = {}
+    estimate = obj._estimate
+    monkeypatch.setattr(obj, "_estimate", lambda zt, zv: (seen.setdefault("z", zt.clone()), estimate(zt, zv))[1])
+    out = obj(StepInputs(pol, ref, _Batch(4), "train", module=_Module(step=5)))
+    z_batch = 0.1 * torch.stack([pol.logps[:4] - ref.logps[:4], pol.logps[4:] - ref.logps[4:]], -1).detach()
+    assert torch.allclose(seen["z"], torch.cat([z_batch, earlier[[2, 1]]]))
+    assert torch.allclose(out.weights, T([0.6, 0.6, 1.8, 1.8]))
+    assert torch.allclose(obj.store.weights, T([0.6, 0.6, 1.8, 1.8, 1, 1, 1, 1]))  # only the batch is stored
+    with pytest.raises(ValueError, match="pool_size"):
+        IWDPO(pool="recent", pool_size=0)
+
+
 @pytest.mark.parametrize("estimator", [KMM(), KLIEP(), RuLSIF()], ids=["KMM", "KLIEP", "RuLSIF"])
 def test_relevant_pairs_get_higher_weight_in_reward_space(estimator):
     """Half the training pairs are relevant: their (r_w, r_l) sit where D_v's do (chosen rewarded);
@@ -211,7 +240,7 @@ CKPT_CB = {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
            "init_args": {"every_n_train_steps": 4, "save_top_k": -1, "filename": "{step}"}}
 
 
-@pytest.mark.parametrize("pool", ["batch", "refresh"])
+@pytest.mark.parametrize("pool", ["batch", "recent", "refresh"])
 def test_weights_written_logged_and_resumed(tmp_path, pref_files, pool):
     objective = {"class_path": "lit_iwpo.objectives.IWDPO",
                  "init_args": {**IW["init_args"], "pool": pool}}

@@ -19,7 +19,7 @@ from lit_iwpo.weighting.transforms import loss_transform, reward_transform, tran
 if TYPE_CHECKING:
     from lit_iwpo.module import PreferenceModule
 
-POOLS = ("batch", "refresh")
+POOLS = ("batch", "recent", "refresh")
 
 
 class IWDPO(WeightedDPO):
@@ -31,8 +31,11 @@ class IWDPO(WeightedDPO):
     r = β log π/π_ref (``transform: reward``). Algorithm 1 of the paper (after DIW, Fang et al. 2020):
     uniform weights for ``warmup_steps``; then for each training batch draw a validation batch, compute
     Z_tr and Z_v with the current policy (no grad, eval mode), ŵ = ω(Z_tr, Z_v) normalised to mean 1, and
-    loss = mean(ŵ_i ℓ_i). ``pool: refresh`` (ours) instead estimates weights for all of D_tr at once in
-    the ``ImportanceWeightRefresh`` callback, from transforms recorded during training.
+    loss = mean(ŵ_i ℓ_i). Beyond the paper, ``pool: recent`` estimates on an accumulated batch: this batch
+    together with the latest recorded transforms of the pairs trained on just before it, ``pool_size`` pairs
+    in all, normalised to mean 1 over that pool (a batch of mostly irrelevant pairs then weighs less in
+    total); ``pool: refresh`` estimates weights for all of D_tr at once in the ``ImportanceWeightRefresh``
+    callback, from transforms recorded during training.
 
     Args:
         transform: ``reward`` (IW-DPO-R) or ``loss`` (IW-DPO-L).
@@ -42,7 +45,9 @@ class IWDPO(WeightedDPO):
         warmup_steps: Training steps with uniform weights before estimation starts. At initialisation
             every ℓ = log 2 and every r = 0, so the transforms carry no signal; default 10 steps. (Not the
             learning-rate warm-up, which is ``model.warmup_steps``.)
-        pool: ``batch`` (the paper: per training batch) or ``refresh`` (all of D_tr, periodically).
+        pool: ``batch`` (the paper: per training batch), ``recent`` (this batch + the pairs trained on just
+            before it, ``pool_size`` in all) or ``refresh`` (all of D_tr, periodically).
+        pool_size: Training pairs per estimate with ``pool: recent`` (this batch included).
         val_batch_size: Validation pairs drawn per training batch (``batch`` pool); capped at |D_v|.
         max_weight: Clip normalised weights at this value (None: no clipping).
         on_failure: ``uniform``: if estimation fails (e.g. non-finite transforms), log ``iw/fallback`` and
@@ -61,6 +66,7 @@ class IWDPO(WeightedDPO):
         estimator: Optional[DensityRatioEstimator] = None,
         warmup_steps: int = 10,
         pool: str = "batch",
+        pool_size: int = 64,
         val_batch_size: int = 16,
         max_weight: Optional[float] = None,
         on_failure: str = "uniform",
@@ -77,14 +83,15 @@ class IWDPO(WeightedDPO):
             raise ValueError(f"objective.pool must be one of {POOLS}, got {pool!r}")
         if on_failure not in ("uniform", "raise"):
             raise ValueError(f"objective.on_failure must be 'uniform' or 'raise', got {on_failure!r}")
-        if warmup_steps < 0 or val_batch_size < 1:
-            raise ValueError("objective.warmup_steps must be >= 0 and objective.val_batch_size >= 1")
+        if warmup_steps < 0 or val_batch_size < 1 or pool_size < 1:
+            raise ValueError("objective.warmup_steps must be >= 0, objective.val_batch_size and pool_size >= 1")
         if max_weight is not None and max_weight <= 0:
             raise ValueError(f"objective.max_weight must be > 0, got {max_weight}")
         self.transform = transform
         self.estimator = estimator if estimator is not None else KMM()
         self.warmup_steps = warmup_steps
         self.pool = pool
+        self.pool_size = pool_size
         self.val_batch_size = val_batch_size
         self.max_weight = max_weight
         self.on_failure = on_failure
@@ -114,6 +121,10 @@ class IWDPO(WeightedDPO):
         self._val_reference = None
         need = self.min_val_points()
         have = self.n_val if self.pool == "refresh" else min(self.val_batch_size, self.n_val)
+        max_train = getattr(self.estimator, "max_train", None)
+        if self.pool == "recent" and max_train is not None and self.pool_size > max_train:
+            raise ValueError(f"{type(self.estimator).__name__} handles at most {max_train} training points: "
+                             f"lower objective.pool_size ({self.pool_size})")
         if have < need:
             raise ValueError(
                 f"{type(self.estimator).__name__} needs at least {need} validation points per estimate, but "
@@ -128,7 +139,6 @@ class IWDPO(WeightedDPO):
 
             if not any(isinstance(cb, ImportanceWeightRefresh) for cb in trainer.callbacks):
                 raise ValueError("objective.pool: refresh needs the ImportanceWeightRefresh callback in trainer.callbacks")
-            max_train = getattr(self.estimator, "max_train", None)
             if max_train is not None and len(self.store) > max_train:
                 raise ValueError(f"{type(self.estimator).__name__} handles at most {max_train} training points but "
                                  f"D_tr has {len(self.store)}: use RuLSIF or KLIEP, or pool: batch")
@@ -204,13 +214,27 @@ class IWDPO(WeightedDPO):
             return ones, metrics
         if self.pool == "refresh":
             return self.store.lookup(batch.ids), metrics
-        w_all = self._estimate(z_all, self.val_transforms(module, self.val_batch_size))
-        if w_all is None:
+        z_pool = self._recent_pool(ids, z_all) if self.pool == "recent" else z_all
+        w_pool = self._estimate(z_pool, self.val_transforms(module, self.val_batch_size))
+        if w_pool is None:
             metrics["iw/fallback"] = torch.tensor(1.0)
             return ones, metrics
+        w_all = w_pool[:len(ids)]
         self.store.set_weights(ids, w_all, step)
         rank = rank_world(module)[0]
         return w_all[rank * len(batch):(rank + 1) * len(batch)].cpu(), metrics
+
+    def _recent_pool(self, ids: list[str], z_all: Tensor) -> Tensor:
+        """This global batch's transforms first, then the most recently recorded ones of other training
+        pairs (never those of step 0, where every transform is the same constant), ``pool_size`` in all."""
+        extra = self.pool_size - len(ids)
+        if extra <= 0:
+            return z_all
+        steps = self.store.transform_step.clone()
+        steps[self.store.index(ids)] = -1
+        latest = torch.argsort(steps, descending=True, stable=True)[:extra]
+        latest = latest[steps[latest] > 0]
+        return torch.cat([z_all.float().cpu(), self.store.transforms[latest]])
 
     @torch.no_grad()
     def refresh(self, module: "PreferenceModule", recompute_train: bool = False) -> tuple[bool, Tensor]:
