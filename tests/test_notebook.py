@@ -35,7 +35,7 @@ def test_importance_weights_notebook(tmp_path, pref_files, monkeypatch):
     NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     outputs = ["".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
                for cell in nb.cells if cell.cell_type == "code"]
-    assert "refreshes: 2  training pairs: 24" in outputs[0]
+    assert "refreshes: 2  training pairs: 24  estimated: 24" in outputs[0]  # the refresh pool weighs every pair
     # the notebook's per-relevance table matches the final weights computed here from the parquet directly
     final = pd.read_parquet(run_dir / "weights" / "step=000006.parquet")
     means = final.groupby(final["relevant"].astype(bool))["weight"].mean()
