@@ -1,8 +1,11 @@
 """PreferenceModule: the one LightningModule for preference training.
 
-It owns the policy (and, for full fine-tuning, a frozen reference copy), runs one concatenated forward
-of chosen and rejected responses per step, hands the log-probs to the ``objective`` strategy, logs
-metrics and saves Hugging Face artefacts. Everything method-specific lives in the objective.
+It owns the policy (and, for full fine-tuning, a frozen reference copy) and the objective's trainable
+parts, runs one concatenated forward of chosen and rejected responses per step with what the objective's
+``ForwardRequest`` asks for (through the ``Scorer`` of ``lit_iwpo.models.scoring``), hands the result to the
+``objective`` strategy, logs metrics and saves Hugging Face artefacts. Objectives see the run only through
+``ModuleContext``, this module's implementation of the ``StepContext`` protocol. Everything
+method-specific lives in the objective.
 """
 
 from __future__ import annotations
@@ -11,19 +14,20 @@ import copy
 import json
 import math
 import random
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Optional, Sequence, TypeVar
 
 import lightning as L
 import numpy as np
 import torch
 from jsonargparse import lazy_instance
-from torch import Tensor
+from torch import Tensor, nn
 
+from lit_iwpo.callbacks.iw_refresh import ImportanceWeightRefresh
 from lit_iwpo.data.collate import PreferenceBatch, PromptBatch
 from lit_iwpo.data.tokenize import prompt_text
-from lit_iwpo.dist import rank_world
+from lit_iwpo.dist import broadcast_object, compute_once, gather_rows, rank_world
 from lit_iwpo.metrics import StageMetrics, preference_values
 from lit_iwpo.models import (
     EMBEDDED_ALIAS,
@@ -35,11 +39,14 @@ from lit_iwpo.models import (
     load_adapter,
     load_causal_lm,
     load_tokenizer,
-    response_logps,
 )
 from lit_iwpo.models.generation import GenerationSpec, generate_texts
+from lit_iwpo.models.refcache import cache_path, compute_reference_logps, load_or_compute, model_fingerprint
+from lit_iwpo.models.scoring import ForwardRequest, Scorer
 from lit_iwpo.objectives import DPO, Objective, ObjectiveOutput, StepInputs
-from lit_iwpo.reference import cache_path, compute_reference_logps, model_fingerprint
+from lit_iwpo.objectives.weights import Refreshable
+
+T = TypeVar("T")
 
 LR_SCHEDULES = ("constant", "linear", "cosine")
 
@@ -53,6 +60,61 @@ def _numpy_state_to_torch(state: tuple) -> tuple:
 def _numpy_state_from_torch(state: tuple) -> tuple:
     name, keys, pos, has_gauss, cached = state
     return name, keys.numpy().astype(np.uint32), pos, has_gauss, cached
+
+
+class ModuleContext:
+    """The :class:`~lit_iwpo.objectives.context.StepContext` of a live run: what objectives may use of it."""
+
+    def __init__(self, module: "PreferenceModule") -> None:
+        self._module = module
+        self.stage = "fit"
+
+    @property
+    def step(self) -> int:
+        return self._module.global_step
+
+    @property
+    def rank(self) -> int:
+        return rank_world(self._module)[0]
+
+    @property
+    def world_size(self) -> int:
+        return rank_world(self._module)[1]
+
+    @property
+    def _datamodule(self):
+        return self._module.trainer.datamodule
+
+    @property
+    def eval_batch_size(self) -> int:
+        return self._datamodule.eval_batch_size
+
+    def _to_device(self, batch: PreferenceBatch) -> PreferenceBatch:
+        trainer = self._module._trainer
+        return trainer.strategy.batch_to_device(batch) if trainer is not None else batch
+
+    def score(self, batch: PreferenceBatch, model: str = "policy", mode: str = "eval",
+              request: ForwardRequest | None = None) -> LogProbs:
+        return self._module.scorer.score(self._to_device(batch), model, mode, request)
+
+    def deterministic(self) -> bool:
+        return self._module.scorer.is_deterministic()
+
+    def split(self, name: str):
+        dm = self._datamodule
+        return dm.load_split(name) if dm.has_split(name) else None
+
+    def batch(self, split: str, rows: Sequence[int]) -> PreferenceBatch:
+        return self._to_device(self._datamodule.pair_batch(split, list(rows)))
+
+    def gather(self, tensor: Tensor) -> Tensor:
+        return gather_rows(self._module, tensor)[0]
+
+    def broadcast(self, obj: Any) -> Any:
+        return broadcast_object(obj, self.rank, self.world_size)
+
+    def compute_once(self, fn: Callable[[], T]) -> T:
+        return compute_once(fn, self.rank, self.world_size)
 
 
 class PreferenceModule(L.LightningModule):
@@ -98,7 +160,10 @@ class PreferenceModule(L.LightningModule):
         super().__init__()
         if lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"model.lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
-        if precompute_ref_logps and objective.needs_token_reference:
+        # jsonargparse's lazy default instance runs its __init__ at the first method call: run it now, so that
+        # attributes and properties (request, beta) are those of a constructed objective
+        objective.weight_sources()
+        if precompute_ref_logps and objective.request.reference == "token":
             raise ValueError(
                 f"model.precompute_ref_logps caches sequence log-probs only, but {type(objective).__name__} needs "
                 "token-level reference log-probs: set model.precompute_ref_logps: false"
@@ -110,10 +175,11 @@ class PreferenceModule(L.LightningModule):
         self.generation = generation
         self.policy: torch.nn.Module | None = None
         self.reference: torch.nn.Module | None = None  # only for full fine-tuning
+        self.objective_parts = nn.ModuleDict()  # the objective's trainable parts (e.g. reward heads)
+        self.scorer: Scorer | None = None
         self.tokenizer = None
         self.metrics = StageMetrics()
-        self._ref_cache: dict[str, Tensor] = {}
-        self._objective_ready = False
+        self.context = ModuleContext(self)
         # LoRA checkpoints hold only trainable weights; the frozen base is rebuilt from name_or_path
         self.strict_loading = False
 
@@ -136,66 +202,24 @@ class PreferenceModule(L.LightningModule):
             base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             base.config.use_cache = False
         if self.lora is None:
-            self.reference = copy.deepcopy(base).eval().requires_grad_(False)
-            self.policy = base
+            reference = copy.deepcopy(base).eval().requires_grad_(False)
+            policy = base
         else:
-            self.policy = apply_lora(base, self.lora)
+            reference, policy = None, apply_lora(base, self.lora)
         # from_pretrained returns eval mode; Lightning keeps module modes as it finds them
-        self.policy.train()
-
-    @contextmanager
-    def reference_model(self) -> Iterator[torch.nn.Module]:
-        """The reference policy in eval mode: the frozen copy, or the policy with its adapter disabled."""
-        if self.reference is not None:
-            yield self.reference
-            return
-        was_training = self.policy.training
-        self.policy.eval()  # the reference must not see adapter or base dropout
-        try:
-            with self.policy.disable_adapter():
-                yield self.policy
-        finally:
-            self.policy.train(was_training)
+        policy.train()
+        self.scorer = Scorer(policy, reference, precision=self.precision_context)
+        # extra named adapters ride on the same base, frozen (full fine-tuning: on the reference copy)
+        self.scorer.load_adapters(self.objective.request.adapters)
+        self.policy, self.reference = self.scorer.policy, self.scorer.reference
+        for name, part in self.objective.parts(getattr(self.policy, "config", None)).items():
+            self.objective_parts[name] = part
 
     def precision_context(self):
         """The trainer's autocast context: forwards outside the step hooks (reference cache, weight refresh)
         must run in the same precision as the training forward, or their numbers drift apart."""
         trainer = self._trainer
         return trainer.precision_plugin.forward_context() if trainer is not None else nullcontext()
-
-    def policy_logps(self, batch: PreferenceBatch, return_logits: bool = False) -> LogProbs:
-        return response_logps(
-            self.policy, batch.input_ids, batch.attention_mask, batch.loss_mask, return_logits=return_logits
-        )
-
-    @torch.no_grad()
-    def reference_logps(self, batch: PreferenceBatch, use_cache: bool = True) -> LogProbs:
-        if use_cache and batch.split in self._ref_cache:
-            cached = self._ref_cache[batch.split][batch.index.cpu()]
-            logps = torch.cat([cached[:, 0], cached[:, 1]]).to(self.device, torch.float32)
-            return LogProbs(logps=logps)
-        with self.reference_model() as ref, self.precision_context():
-            return response_logps(ref, batch.input_ids, batch.attention_mask, batch.loss_mask)
-
-    def forward_is_deterministic(self) -> bool:
-        """True when the training forward has no active dropout, so its detached log-probs equal eval-mode ones."""
-        if not self.policy.training:
-            return True
-        cfg = getattr(self.policy, "config", None)
-        if any(getattr(cfg, k, 0) for k in ("attention_dropout", "hidden_dropout", "resid_pdrop", "dropout")):
-            return False
-        return not any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in self.policy.modules())
-
-    @torch.no_grad()
-    def eval_logps(self, batch: PreferenceBatch) -> LogProbs:
-        """Current-policy log-probs in eval mode without grad (importance-weight transforms)."""
-        was_training = self.policy.training
-        self.policy.eval()
-        try:
-            with self.precision_context():
-                return self.policy_logps(batch)
-        finally:
-            self.policy.train(was_training)
 
     # ------------------------------------------------------------- lifecycle
     def setup(self, stage: str) -> None:
@@ -204,58 +228,58 @@ class PreferenceModule(L.LightningModule):
             raise ValueError(
                 "lit_iwpo's data loaders shard themselves across processes: set trainer.use_distributed_sampler: false"
             )
-
-    def _setup_objective(self) -> None:
-        if not self._objective_ready:
-            self.objective.setup(self)
-            self._objective_ready = True
+        # every stage, before a checkpoint is restored: restored state lands on what setup builds, and a
+        # validate before a fit leaves nothing half-prepared for the fit
+        self.context.stage = stage
+        self.objective.setup(self.context)
+        if stage == "fit" and not any(isinstance(cb, ImportanceWeightRefresh) for cb in trainer.callbacks):
+            for source in self.objective.weight_sources():
+                if isinstance(source, Refreshable) and source.refresh_required:
+                    raise ValueError(f"{type(source).__name__} with a refresh pool (objective.pool: refresh) needs "
+                                     "the ImportanceWeightRefresh callback in trainer.callbacks")
 
     def on_fit_start(self) -> None:
-        self._setup_objective()
         self._prepare_reference_cache(["train", "val"])
 
     def on_validation_start(self) -> None:
-        self._setup_objective()
         self._prepare_reference_cache(["val"])
 
     def on_test_start(self) -> None:
-        self._setup_objective()
         self._prepare_reference_cache(["test"])
 
     def _prepare_reference_cache(self, splits: list[str]) -> None:
         if not self.hparams.precompute_ref_logps:
             return
-        dm = self.trainer.datamodule
+        dm, scorer = self.trainer.datamodule, self.scorer
         cache_dir = Path(self.hparams.ref_cache_dir or cache_root() / "ref_logps")
-        with self.reference_model() as ref:
+        with scorer.reference_model() as ref:
             model_fp = model_fingerprint(ref)
         for split in splits:
-            if split in self._ref_cache or not dm.has_split(split):
+            if split in scorer.ref_cache or not dm.has_split(split):
                 continue
             data = dm.load_split(split)
             path = cache_path(cache_dir, data, dm.tokenizer, model_fp, str(self.trainer.precision))
-            if self.trainer.is_global_zero and not path.is_file():
-                loader = dm.pair_dataloader(split, shard=False)
-                batches = (self.trainer.strategy.batch_to_device(b) for b in loader)
-                values = compute_reference_logps(
-                    batches, len(data), lambda b: self.reference_logps(b, use_cache=False).logps
-                )
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp")
-                torch.save({"ids": data.ids, "logps": values}, tmp)
-                tmp.rename(path)
-            self.trainer.strategy.barrier()
-            saved = torch.load(path, weights_only=True)
-            if saved["ids"] != data.ids:
-                raise RuntimeError(f"reference cache {path} does not match split '{split}' (ids differ)")
-            self._ref_cache[split] = saved["logps"]
+
+            def compute(split: str = split, n: int = len(data)) -> Tensor:
+                batches = (self.trainer.strategy.batch_to_device(b) for b in dm.pair_dataloader(split, shard=False))
+                return compute_reference_logps(batches, n, lambda b: scorer.score(b, "reference", use_cache=False).logps)
+
+            scorer.ref_cache[split] = load_or_compute(path, data, compute, is_main=self.trainer.is_global_zero,
+                                                      barrier=self.trainer.strategy.barrier)
 
     # ------------------------------------------------------------------ steps
     def _step(self, batch: PreferenceBatch, stage: str) -> ObjectiveOutput:
-        obj = self.objective
-        reference = self.reference_logps(batch) if (obj.needs_reference or stage != "train") else None
-        policy = self.policy_logps(batch, return_logits=obj.needs_logits and stage == "train")
-        out = obj(StepInputs(policy=policy, reference=reference, batch=batch, stage=stage, module=self))
+        obj, scorer = self.objective, self.scorer
+        request = obj.request
+        self.context.stage = stage
+        # evaluation always reports implicit rewards, so it needs at least the sequence reference
+        level = request.reference if stage == "train" or request.reference != "none" else "sequence"
+        reference = None if level == "none" else scorer.score(batch, "reference", request=ForwardRequest(reference=level))
+        # the one training forward: log-probs, plus logits at response positions and pooled embeddings on request
+        policy = scorer.score(batch, "policy", mode="train", request=request)
+        adapters = {name: scorer.score(batch, name) for name in request.adapters} if stage == "train" else {}
+        out = obj(StepInputs(policy=policy, reference=reference, batch=batch, stage=stage, ctx=self.context,
+                             adapters=adapters))
         bad = not bool(torch.isfinite(out.loss))
         if stage == "train" and rank_world(self)[1] > 1:
             # stop every rank together, not one while the others wait in the gradient all-reduce (training
@@ -294,7 +318,7 @@ class PreferenceModule(L.LightningModule):
     # ------------------------------------------------------------- generation
     def generate(self, batch: PromptBatch, use_adapter: bool = True) -> list[str]:
         """Decode continuations of left-padded prompts; ``use_adapter=False`` generates with the reference."""
-        ctx = nullcontext(self.policy) if use_adapter else self.reference_model()
+        ctx = nullcontext(self.policy) if use_adapter else self.scorer.reference_model()
         with ctx as model:
             return generate_texts(model, self.tokenizer, batch.input_ids, batch.attention_mask, self.generation,
                                   seed_offset=int(batch.index[0]))
@@ -328,7 +352,10 @@ class PreferenceModule(L.LightningModule):
 
     # ------------------------------------------------------------ checkpoints
     def trainable_state_keys(self) -> set[str]:
-        return {name for name, p in self.named_parameters() if p.requires_grad}
+        """What checkpoints hold: trainable parameters and every tensor of the objective's parts (the frozen
+        base is rebuilt from the config)."""
+        keys = {name for name, p in self.named_parameters() if p.requires_grad}
+        return keys | {f"objective_parts.{k}" for k in self.objective_parts.state_dict()}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         keep = self.trainable_state_keys()
@@ -366,14 +393,23 @@ class PreferenceModule(L.LightningModule):
     def save_hf(self, out_dir: str | Path) -> Path:
         """Save the trained adapter (LoRA) or model (full fine-tuning) + tokenizer in Hugging Face format.
 
-        A LoRA adapter records where its base lives. Where that base exists nowhere on disk (tiny random
+        The objective's trainable parts, if any, go to ``objective_parts.safetensors``. A LoRA adapter records
+        where its base lives. Where that base exists nowhere on disk (tiny random
         models, or a base with ``init_adapter`` merged into it) it is saved under ``base/`` next to the
         adapter, so the folder loads with peft alone and reproduces the trained policy.
         """
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        self.policy.save_pretrained(out_dir)
+        if self.lora is not None:
+            self.policy.save_pretrained(out_dir, selected_adapters=["default"])  # not the frozen named adapters
+        else:
+            self.policy.save_pretrained(out_dir)
         self.tokenizer.save_pretrained(out_dir)
+        if len(self.objective_parts):
+            from safetensors.torch import save_file
+
+            save_file({k: v.detach().cpu().contiguous() for k, v in self.objective_parts.state_dict().items()},
+                      out_dir / "objective_parts.safetensors")
         if self.lora is not None and (self.name_or_path in TINY_MODELS or self.hparams.init_adapter):
             # the base is a pure function of the config: rebuild it rather than unwrapping the adapter
             base_dir = out_dir / "base"

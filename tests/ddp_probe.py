@@ -8,6 +8,6 @@ import torch
 
 class StoreDump(L.Callback):
     def on_train_end(self, trainer, pl_module):
-        store = pl_module.objective.store
+        store = pl_module.objective.weights.store
         torch.save({"ids": store.ids, "weights": store.weights, "transforms": store.transforms},
                    os.path.join(os.environ["DDP_PROBE_DIR"], f"store_rank{trainer.global_rank}.pt"))

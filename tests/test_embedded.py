@@ -56,7 +56,7 @@ def test_dpo_step_on_embedded_model(tmp_path):
     module = PreferenceModule(lr=1e-3)
     module.configure_model()
     batch = next(iter(dm.train_dataloader()))
-    pol, ref = module.policy_logps(batch), module.reference_logps(batch)
+    pol, ref = module.scorer.score(batch, "policy", mode="train"), module.scorer.score(batch, "reference")
     out = module.objective(StepInputs(pol, ref, batch, "train"))
     assert torch.allclose(out.per_sample_loss, torch.full((4,), math.log(2)), atol=1e-5)
     before = {k: v.clone() for k, v in module.named_parameters() if v.requires_grad}

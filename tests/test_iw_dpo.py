@@ -16,6 +16,7 @@ from lit_iwpo.weighting import KLIEP, KMM, DensityRatioEstimator, RuLSIF
 from lit_iwpo.weighting.importance import WeightEstimationError, estimate_weights
 from lit_iwpo.weighting.store import WeightStore
 from lit_iwpo.weighting.transforms import loss_transform, reward_transform
+from contexts import LocalContext
 from test_cli import _config
 
 T = torch.tensor
@@ -48,14 +49,9 @@ def _inputs(b=4, seed=0):
     return pol, ref
 
 
-class _Module:
-    """Just enough of PreferenceModule for the objective's training path."""
-
-    def __init__(self, step):
-        self.global_step = step
-
-    def forward_is_deterministic(self):
-        return True
+def _Module(step):
+    """Just enough of a run for the objective's training path."""
+    return LocalContext(step=step)
 
 
 class _Batch:
@@ -74,8 +70,8 @@ class Ones(DensityRatioEstimator):
 
 def _iw(**kw):
     obj = IWDPO(**kw)
-    obj.store = WeightStore([f"s{i}" for i in range(4)], obj.transform_dim)
-    obj.n_val = 8
+    obj.weights.store = WeightStore([f"s{i}" for i in range(4)], obj.weights.transform_dim)
+    obj.weights.n_val = 8
     return obj
 
 
@@ -83,24 +79,24 @@ def test_warmup_gives_plain_dpo_exactly():
     pol, ref = _inputs()
     dpo = DPO()(StepInputs(pol, ref, _Batch(4), "train"))
     obj = _iw(warmup_steps=5)
-    iw = obj(StepInputs(pol, ref, _Batch(4), "train", module=_Module(step=4)))
+    iw = obj(StepInputs(pol, ref, _Batch(4), "train", ctx=_Module(step=4)))
     assert torch.equal(iw.loss, dpo.loss) and torch.equal(iw.weights, torch.ones(4))
     # the transforms are recorded even during warm-up (the refresh pool reuses them): (r_w, r_l) = β(π − π_ref)
     want = 0.1 * torch.stack([pol.logps[:4] - ref.logps[:4], pol.logps[4:] - ref.logps[4:]], -1)
-    assert torch.allclose(obj.store.transforms, want.detach()) and obj.store.transform_step.tolist() == [4] * 4
+    assert torch.allclose(obj.weights.store.transforms, want.detach()) and obj.weights.store.transform_step.tolist() == [4] * 4
     assert obj.sample_weights() is None  # nothing estimated yet: no weight quality to report
 
 
 def test_uniform_weights_equal_dpo_after_warmup(monkeypatch):
     pol, ref = _inputs()
     obj = _iw(warmup_steps=0, estimator=Ones())
-    monkeypatch.setattr(obj, "val_transforms", lambda module, n=None: torch.zeros(8, 2))
-    out = obj(StepInputs(pol, ref, _Batch(4), "train", module=_Module(step=10)))
+    monkeypatch.setattr(obj.weights, "val_transforms", lambda ctx, n=None: torch.zeros(8, 2))
+    out = obj(StepInputs(pol, ref, _Batch(4), "train", ctx=_Module(step=10)))
     dpo = DPO()(StepInputs(pol, ref, _Batch(4), "train"))
     assert torch.allclose(out.loss, dpo.loss, rtol=0, atol=1e-7)
     out.loss.backward()
     assert pol.logps.grad is not None  # the weighted loss still trains the policy
-    assert torch.equal(obj.store.weight_step, T([10, 10, 10, 10]))
+    assert torch.equal(obj.weights.store.weight_step, T([10, 10, 10, 10]))
 
 
 def test_estimated_weights_scale_losses(monkeypatch):
@@ -112,8 +108,8 @@ def test_estimated_weights_scale_losses(monkeypatch):
 
     pol, ref = _inputs()
     obj = _iw(warmup_steps=0, estimator=Fixed())
-    monkeypatch.setattr(obj, "val_transforms", lambda module, n=None: torch.zeros(8, 2))
-    out = obj(StepInputs(pol, ref, _Batch(4), "train", module=_Module(step=3)))
+    monkeypatch.setattr(obj.weights, "val_transforms", lambda ctx, n=None: torch.zeros(8, 2))
+    out = obj(StepInputs(pol, ref, _Batch(4), "train", ctx=_Module(step=3)))
     losses = DPO().per_sample_loss(StepInputs(pol, ref, _Batch(4), "train"))
     assert torch.allclose(out.weights, T([0.5, 0.5, 1.5, 1.5]))
     assert out.loss.item() == pytest.approx((T([0.5, 0.5, 1.5, 1.5]) * losses).mean().item(), rel=1e-6)
@@ -121,8 +117,8 @@ def test_estimated_weights_scale_losses(monkeypatch):
     ids, w = obj.sample_weights()
     assert ids == ["s0", "s1", "s2", "s3"] and torch.allclose(w, T([0.5, 0.5, 1.5, 1.5]))
     clipped = _iw(warmup_steps=0, estimator=Fixed(), max_weight=1.2)
-    monkeypatch.setattr(clipped, "val_transforms", lambda module, n=None: torch.zeros(8, 2))
-    assert torch.allclose(clipped(StepInputs(pol, ref, _Batch(4), "train", module=_Module(3))).weights,
+    monkeypatch.setattr(clipped.weights, "val_transforms", lambda ctx, n=None: torch.zeros(8, 2))
+    assert torch.allclose(clipped(StepInputs(pol, ref, _Batch(4), "train", ctx=_Module(3))).weights,
                           T([0.5, 0.5, 1.2, 1.2]))
 
 
@@ -137,20 +133,20 @@ def test_recent_pool_estimates_on_the_accumulated_batch(monkeypatch):
 
     pol, ref = _inputs()
     obj = IWDPO(warmup_steps=0, pool="recent", pool_size=6, estimator=Fixed())
-    obj.store = WeightStore([f"s{i}" for i in range(8)], obj.transform_dim)
-    obj.n_val = 8
+    obj.weights.store = WeightStore([f"s{i}" for i in range(8)], obj.weights.transform_dim)
+    obj.weights.n_val = 8
     earlier = torch.arange(8.0).reshape(4, 2)
     for sid, z, step in zip(["s4", "s5", "s6", "s7"], earlier, [1, 2, 3, 0]):
-        obj.store.record_transforms([sid], z[None], step)
-    monkeypatch.setattr(obj, "val_transforms", lambda module, n=None: torch.zeros(8, 2))
+        obj.weights.store.record_transforms([sid], z[None], step)
+    monkeypatch.setattr(obj.weights, "val_transforms", lambda ctx, n=None: torch.zeros(8, 2))
     seen = {}
-    estimate = obj._estimate
-    monkeypatch.setattr(obj, "_estimate", lambda zt, zv: (seen.setdefault("z", zt.clone()), estimate(zt, zv))[1])
-    out = obj(StepInputs(pol, ref, _Batch(4), "train", module=_Module(step=5)))
+    estimate = obj.weights.estimate
+    monkeypatch.setattr(obj.weights, "estimate", lambda zt, zv: (seen.setdefault("z", zt.clone()), estimate(zt, zv))[1])
+    out = obj(StepInputs(pol, ref, _Batch(4), "train", ctx=_Module(step=5)))
     z_batch = 0.1 * torch.stack([pol.logps[:4] - ref.logps[:4], pol.logps[4:] - ref.logps[4:]], -1).detach()
     assert torch.allclose(seen["z"], torch.cat([z_batch, earlier[[2, 1]]]))
     assert torch.allclose(out.weights, T([0.6, 0.6, 1.8, 1.8]))
-    assert torch.allclose(obj.store.weights, T([0.6, 0.6, 1.8, 1.8, 1, 1, 1, 1]))  # only the batch is stored
+    assert torch.allclose(obj.weights.store.weights, T([0.6, 0.6, 1.8, 1.8, 1, 1, 1, 1]))  # only the batch is stored
     with pytest.raises(ValueError, match="pool_size"):
         IWDPO(pool="recent", pool_size=0)
 
@@ -176,15 +172,15 @@ def test_relevant_pairs_get_higher_weight_in_reward_space(estimator):
 def test_nan_transforms_fall_back_to_uniform(monkeypatch):
     pol, ref = _inputs()
     obj = _iw(warmup_steps=0, estimator=KMM())
-    monkeypatch.setattr(obj, "val_transforms", lambda module, n=None: torch.full((8, 2), float("nan")))
+    monkeypatch.setattr(obj.weights, "val_transforms", lambda ctx, n=None: torch.full((8, 2), float("nan")))
     with pytest.warns(UserWarning, match="using uniform weights"):
-        out = obj(StepInputs(pol, ref, _Batch(4), "train", module=_Module(step=3)))
+        out = obj(StepInputs(pol, ref, _Batch(4), "train", ctx=_Module(step=3)))
     assert torch.isfinite(out.loss) and torch.equal(out.weights, torch.ones(4))
-    assert out.metrics["iw/fallback"].item() == 1.0 and obj.fallbacks == 1
+    assert out.metrics["iw/fallback"].item() == 1.0 and obj.weights.fallbacks == 1
     strict = _iw(warmup_steps=0, estimator=KMM(), on_failure="raise")
-    monkeypatch.setattr(strict, "val_transforms", lambda module, n=None: torch.full((8, 2), float("nan")))
+    monkeypatch.setattr(strict.weights, "val_transforms", lambda ctx, n=None: torch.full((8, 2), float("nan")))
     with pytest.raises(WeightEstimationError, match="non-finite"):
-        strict(StepInputs(pol, ref, _Batch(4), "train", module=_Module(step=3)))
+        strict(StepInputs(pol, ref, _Batch(4), "train", ctx=_Module(step=3)))
 
 
 def test_bad_settings_rejected_at_construction():
@@ -253,25 +249,25 @@ def test_weights_written_logged_and_resumed(tmp_path, pref_files, pool):
     assert files == ["step=000003.parquet", "step=000006.parquet", "step=000009.parquet"]
     table = pq.read_table(out / "weights" / "step=000009.parquet").to_pandas()
     assert list(table.columns) == ["id", "step", "weight", "weight_step", "z0", "z1", "group", "relevant"]
-    assert len(table) == 12 and table["id"].tolist() == obj.store.ids
-    assert torch.allclose(torch.tensor(table["weight"].values, dtype=torch.float32), obj.store.weights)
+    assert len(table) == 12 and table["id"].tolist() == obj.weights.store.ids
+    assert torch.allclose(torch.tensor(table["weight"].values, dtype=torch.float32), obj.weights.store.weights)
     if pool == "refresh":
-        assert obj.store.weight_step.unique().tolist() == [9]
-        assert obj.store.weights.mean().item() == pytest.approx(1.0, abs=1e-5)
+        assert obj.weights.store.weight_step.unique().tolist() == [9]
+        assert obj.weights.store.weights.mean().item() == pytest.approx(1.0, abs=1e-5)
     else:
-        assert (obj.store.weight_step >= 2).sum() > 0  # estimated per batch after warm-up
-    assert not torch.equal(obj.store.weights, torch.ones(12))
+        assert (obj.weights.store.weight_step >= 2).sum() > 0  # estimated per batch after warm-up
+    assert not torch.equal(obj.weights.store.weights, torch.ones(12))
     summary = json.loads((out / "summary.json").read_text())
     assert {"iw/ess", "iw/ess_ratio", "iw/auc_relevant"} <= set(summary)
     assert 0.0 <= summary["iw/auc_relevant"] <= 1.0
     # resume from the step-4 checkpoint: same weights, same parameters
     ckpt = out / "checkpoints" / "step=4.ckpt"
     state = torch.load(ckpt, weights_only=False)["lit_iwpo"]["objective"]
-    assert state["store"]["ids"] == obj.store.ids
+    assert state["store"]["ids"] == obj.weights.store.ids
     resumed = cli(["fit", "--config", str(_iw_config(tmp_path / "b", pref_files, **cfg)), "--ckpt_path", str(ckpt)])
     robj = resumed.model.objective
-    assert torch.equal(robj.store.weights, obj.store.weights)
-    assert torch.equal(robj.val_generator.get_state(), obj.val_generator.get_state())
+    assert torch.equal(robj.weights.store.weights, obj.weights.store.weights)
+    assert torch.equal(robj.weights.val_generator.get_state(), obj.weights.val_generator.get_state())
     a = {k: v for k, v in full.model.state_dict().items() if "lora_" in k}
     b = {k: v for k, v in resumed.model.state_dict().items() if "lora_" in k}
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -279,8 +275,8 @@ def test_weights_written_logged_and_resumed(tmp_path, pref_files, pool):
 
 def test_wpo_trains_and_reports_weights(tmp_path, pref_files):
     run = cli(["fit", "--config", str(_iw_config(tmp_path, pref_files, objective={"class_path": "lit_iwpo.objectives.WPO"}))])
-    w = run.model.objective.store.weights
-    seen = run.model.objective.store.weight_step >= 0
+    w = run.model.objective.weights.store.weights
+    seen = run.model.objective.weights.store.weight_step >= 0
     assert seen.sum() == 8 and (w[seen] <= 1.0).all() and (w[seen] > 0).all()
     summary = json.loads((Path(run.trainer.log_dir) / "summary.json").read_text())
     assert "iw/auc_relevant" in summary
@@ -317,7 +313,7 @@ def test_refresh_at_epoch_end_only(tmp_path, pref_files):
     out = Path(run.trainer.log_dir)
     assert sorted(p.name for p in (out / "weights").glob("step=*.parquet")) == ["step=000006.parquet",
                                                                                  "step=000008.parquet"]
-    assert run.model.objective.store.weight_step.unique().tolist() == [8]  # re-estimated at the end too
+    assert run.model.objective.weights.store.weight_step.unique().tolist() == [8]  # re-estimated at the end too
     import csv
 
     logged = [r for r in csv.DictReader((out / "metrics.csv").open()) if r.get("iw/ess") and not r.get("test/loss")]
@@ -327,4 +323,5 @@ def test_refresh_at_epoch_end_only(tmp_path, pref_files):
 
 def test_single_row_batch_gets_unit_weight():
     obj = _iw(estimator=RuLSIF())
-    assert torch.equal(obj._estimate(torch.randn(1, 2), torch.randn(8, 2)), torch.ones(1))
+    w, reason = obj.weights.estimate(torch.randn(1, 2), torch.randn(8, 2))
+    assert torch.equal(w, torch.ones(1)) and reason is None

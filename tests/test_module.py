@@ -8,6 +8,7 @@ import torch
 
 from lit_iwpo.data import PreferenceDataModule
 from lit_iwpo.models import LoraSpec, load_causal_lm, response_logps
+from lit_iwpo.models.scoring import ForwardRequest
 from lit_iwpo.module import PreferenceModule
 from lit_iwpo.objectives import DPO, SFT, StepInputs
 
@@ -31,7 +32,7 @@ def _trainer(tmp_path, **kw):
 def test_fresh_adapter_gives_log2(pref_files):
     dm, module = _setup(pref_files)
     batch = next(iter(dm.train_dataloader()))
-    pol, ref = module.policy_logps(batch), module.reference_logps(batch)
+    pol, ref = module.scorer.score(batch, "policy", mode="train"), module.scorer.score(batch, "reference")
     out = module.objective(StepInputs(policy=pol, reference=ref, batch=batch, stage="train"))
     # LoRA's B starts at zero, so π = π_ref, h = 0 and every per-sample loss is log 2
     assert torch.allclose(out.per_sample_loss, torch.full((4,), math.log(2)), atol=1e-6)
@@ -89,11 +90,12 @@ def test_sft_skips_reference_in_training(pref_files):
     dm, module = _setup(pref_files, objective=SFT())
     batch = next(iter(dm.train_dataloader()))
     calls = []
-    orig = module.reference_logps
-    module.reference_logps = lambda b, use_cache=True: calls.append(1) or orig(b, use_cache)
+    orig = module.scorer.score
+    module.scorer.score = lambda b, model="policy", *a, **kw: (model == "reference" and calls.append(1)) or orig(
+        b, model, *a, **kw)
     out = module._step(batch, "train")
     assert calls == []
-    pol = module.policy_logps(batch)
+    pol = module.scorer.score(batch, "policy", mode="train")
     lengths = pol.lengths[:4].float()
     assert out.loss.item() == pytest.approx((-pol.chosen / lengths).mean().item(), rel=1e-5)
     module._step(batch, "val")
@@ -108,8 +110,8 @@ def test_precomputed_reference_cache(tmp_path, pref_files):
     files = sorted(p.name for p in cache.glob("*.pt"))
     assert len(files) == 2 and files[0].startswith("ref_logps-train-") and files[1].startswith("ref_logps-val-")
     batch = next(iter(dm.pair_dataloader("train")))
-    cached = module.reference_logps(batch, use_cache=True).logps
-    live = module.reference_logps(batch, use_cache=False).logps
+    cached = module.scorer.score(batch, "reference", use_cache=True).logps
+    live = module.scorer.score(batch, "reference", use_cache=False).logps
     assert torch.allclose(cached, live, atol=1e-4)
     # a second run with the same data, tokenizer and model reuses the files
     mtimes = {p: p.stat().st_mtime_ns for p in cache.glob("*.pt")}
@@ -124,14 +126,14 @@ def test_precomputed_reference_cache(tmp_path, pref_files):
     dm4, module4 = _setup(pref_files, precompute_ref_logps=True, ref_cache_dir=str(cache))
     _trainer(tmp_path, max_steps=1, precision="bf16-mixed").fit(module4, datamodule=dm4)
     assert len(list(cache.glob("*.pt"))) == 6
-    bf16_live = module4.reference_logps(batch, use_cache=False).logps  # in the trainer's autocast
-    assert torch.allclose(module4.reference_logps(batch, use_cache=True).logps, bf16_live.float(), atol=1e-3)
+    bf16_live = module4.scorer.score(batch, "reference", use_cache=False).logps  # in the trainer's autocast
+    assert torch.allclose(module4.scorer.score(batch, "reference", use_cache=True).logps, bf16_live.float(), atol=1e-3)
     assert not torch.allclose(bf16_live.float(), live, atol=1e-3)
 
 
 def test_incompatible_settings_fail_at_construction():
     class TokenLevel(DPO):
-        needs_token_reference = True
+        loss_request = ForwardRequest(reference="token")
 
     with pytest.raises(ValueError, match="precompute_ref_logps: false"):
         PreferenceModule(name_or_path="tiny-llama", objective=TokenLevel(), precompute_ref_logps=True)
@@ -148,10 +150,10 @@ def test_init_adapter_is_merged_into_the_reference(tmp_path, pref_files):
     module.save_hf(tmp_path / "hf")
     batch = next(iter(dm.pair_dataloader("train")))
     module.policy.eval()
-    trained = module.policy_logps(batch).logps.detach()
-    assert not torch.allclose(trained, module.reference_logps(batch).logps, atol=1e-3)  # it did train
+    trained = module.scorer.score(batch, "policy", mode="train").logps.detach()
+    assert not torch.allclose(trained, module.scorer.score(batch, "reference").logps, atol=1e-3)  # it did train
     _, started = _setup(pref_files, init_adapter=str(tmp_path / "hf"), lr=1e-2)
-    ref, pol = started.reference_logps(batch).logps, started.policy_logps(batch).logps
+    ref, pol = started.scorer.score(batch, "reference").logps, started.scorer.score(batch, "policy", mode="train").logps
     assert torch.allclose(ref, trained, atol=1e-4) and torch.equal(pol, ref)
     # the exported folder is the merged base + the new adapter: it reproduces the second run's policy
     _trainer(tmp_path).fit(started, datamodule=dm)

@@ -46,7 +46,7 @@ class DeploymentEval(L.Callback):
       ``generations_test.jsonl`` in the run directory.
     - Weight quality (objectives with sample weights, training rows with a ``relevant`` column):
       ``iw/auc_relevant`` (AUC of the weights for relevant vs irrelevant pairs) and ``iw/ess``, over the
-      training pairs whose weight was estimated (see ``WeightedDPO.sample_weights``).
+      training pairs whose weight was estimated (see ``StoredWeights.sample_weights``).
 
     Args:
         judge: The pairwise judge. None: the scenario's oracle when the test rows come from an embedded
@@ -127,5 +127,5 @@ class DeploymentEval(L.Callback):
             relevant = [as_relevance(split.rows[pos[i]].get("relevant")) if i in pos else None for i in ids]
         if relevant is None or not any(isinstance(r, bool) for r in relevant):
             rank_zero_warn("lit_iwpo: training rows have no 'relevant' column: iw/auc_relevant not computed")
-        return weight_quality(w, relevant)
-
+        # computed once and broadcast, like every weight figure: all ranks log the same values
+        return pl_module.context.compute_once(lambda: weight_quality(w, relevant))

@@ -10,20 +10,21 @@ import pyarrow.parquet as pq
 import torch
 
 from lit_iwpo.callbacks.artifacts import run_dir
-from lit_iwpo.data.records import as_relevance
-from lit_iwpo.objectives.weighted import WeightedDPO
-from lit_iwpo.weighting.importance import weight_stats
+from lit_iwpo.objectives.weights.base import Refreshable, WeightExport
 
 
 class ImportanceWeightRefresh(L.Callback):
-    """Refreshes the importance weights of a sample-weighted objective and writes them out.
+    """Refreshes the sample weights of an objective and writes them out.
 
-    With ``IWDPO(pool: refresh)`` it re-estimates the weights of all of D_tr every ``every_n_steps``
-    training steps and/or every ``every_n_epochs`` epochs (after the objective's warm-up). With
-    per-batch objectives (IW-DPO ``pool: batch``, WPO) it only snapshots the latest weight of each sample.
-    Each refresh writes ``weights/step=NNNNNN.parquet`` (id, step, weight, weight_step, z0[, z1], group,
-    relevant) and, for IW-DPO, ``weights/val_step=NNNNNN.parquet`` (D_v's transforms) in the run directory, logs ``iw/ess``, ``iw/max``, ``iw/min``, the mean weight of relevant and irrelevant
-    pairs when the data says which are which, and a weight histogram when a TensorBoard logger is on.
+    It drives every weight source of ``model.objective`` through two protocols
+    (``lit_iwpo.objectives.weights.base``): a :class:`Refreshable` source (e.g. IW-DPO with ``pool: refresh``)
+    is re-estimated over all of D_tr every ``every_n_steps`` training steps and/or every ``every_n_epochs``
+    epochs, once it says a refresh is due (after its warm-up); a :class:`WeightExport` source (IW-DPO, WPO,
+    data-column weights) is snapshotted. Each snapshot writes the source's tables, e.g.
+    ``weights/step=NNNNNN.parquet`` (id, step, weight, weight_step, z0[, z1], group, relevant) and, for
+    IW-DPO, ``weights/val_step=NNNNNN.parquet`` (D_v's transforms), in the run directory; logs ``iw/ess``,
+    ``iw/max``, ``iw/min``, the mean weight of relevant and irrelevant pairs when the data says which are
+    which, and a weight histogram when a TensorBoard logger is on.
 
     Args:
         every_n_steps: Refresh every this many training steps (None: not by steps).
@@ -46,11 +47,6 @@ class ImportanceWeightRefresh(L.Callback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         run_dir(trainer)  # a collective the first time: on every rank, before any rank-0-only write
 
-    @staticmethod
-    def _objective(pl_module) -> WeightedDPO | None:
-        obj = pl_module.objective
-        return obj if isinstance(obj, WeightedDPO) and obj.store is not None else None
-
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step
         if self.every_n_steps and step > 0 and step % self.every_n_steps == 0:
@@ -65,57 +61,39 @@ class ImportanceWeightRefresh(L.Callback):
         self.refresh(trainer, pl_module, log_as=None)  # Lightning allows no self.log() in on_train_end
 
     def refresh(self, trainer: L.Trainer, pl_module: L.LightningModule, log_as: str | None = "step") -> None:
-        """Re-estimate (``pool: refresh``) or snapshot the weights; ``log_as``: step, epoch or None (no logging)."""
-        obj = self._objective(pl_module)
+        """Re-estimate (refreshable sources) and snapshot the weights; ``log_as``: step, epoch or None (no logging)."""
         step = trainer.global_step
-        if obj is None or step == self._last_step:
+        sources = [s for s in pl_module.objective.weight_sources() if isinstance(s, WeightExport)]
+        if not sources or step == self._last_step:
             return
         self._last_step = step
-        values: dict[str, float] = {}
-        val_z = None
-        if getattr(obj, "pool", None) == "refresh" and step >= getattr(obj, "warmup_steps", 0):
-            ok, val_z = obj.refresh(pl_module, recompute_train=self.recompute_train)
-            values["iw/fallback"] = float(not ok)
-        estimated = obj.store.weight_step >= 0  # pairs still at their initial weight say nothing yet
-        if estimated.any():
-            stats = weight_stats(obj.store.weights[estimated], obj.relevant[estimated])
-            stats["iw/ess"] = stats["iw/ess_ratio"] * int(estimated.sum())
-            values.update({k: float(v) for k, v in stats.items()})
-        if log_as is not None:
-            for name, value in values.items():
-                pl_module.log(name, value, on_step=log_as == "step", on_epoch=log_as == "epoch")
-        if val_z is None and self.write_weights and hasattr(obj, "val_transforms"):
-            val_z = obj.val_transforms(pl_module)
-        if trainer.is_global_zero:
-            self._histogram(trainer, obj.store.weights[estimated], step)
-            if self.write_weights:
-                self.write(trainer, obj, step, val_z)
+        ctx = pl_module.context
+        for source in sources:
+            values: dict[str, float] = {}
+            if isinstance(source, Refreshable) and source.refresh_due(step):
+                values["iw/fallback"] = float(not source.refresh(ctx, recompute=self.recompute_train))
+            values.update(ctx.compute_once(source.weight_summary))
+            if log_as is not None:
+                for name, value in values.items():
+                    pl_module.log(name, value, on_step=log_as == "step", on_epoch=log_as == "epoch")
+            tables = source.weight_tables(ctx) if self.write_weights else {}
+            if trainer.is_global_zero:
+                self._histogram(trainer, source.estimated_weights(), step)
+                self.write(trainer, tables, step)
 
     @staticmethod
-    def write(trainer: L.Trainer, obj: WeightedDPO, step: int, val_z: torch.Tensor | None = None) -> None:
-        rows = trainer.datamodule.load_split("train").rows
-        store = obj.store
-        table = {"id": store.ids, "step": [step] * len(store), "weight": store.weights.tolist(),
-                 "weight_step": store.weight_step.tolist()}
-        for d in range(store.transforms.shape[1]):
-            table[f"z{d}"] = store.transforms[:, d].tolist()
-        table["group"] = [str(r.get("group", "")) for r in rows]
-        table["relevant"] = [as_relevance(r.get("relevant")) for r in rows]
+    def write(trainer: L.Trainer, tables: dict[str, dict[str, list]], step: int) -> None:
         out = run_dir(trainer) / "weights"
         out.mkdir(parents=True, exist_ok=True)
-        pq.write_table(pa.table(table), out / f"step={step:06d}.parquet")
-        if val_z is not None:
-            # D_v in the same transformed space, for plotting training against validation points
-            val = trainer.datamodule.load_split("val")
-            vt = {"id": val.ids, "step": [step] * len(val.ids)}
-            for d in range(val_z.shape[1]):
-                vt[f"z{d}"] = val_z[:, d].tolist()
-            pq.write_table(pa.table(vt), out / f"val_step={step:06d}.parquet")
+        for prefix, table in tables.items():
+            pq.write_table(pa.table(table), out / f"{prefix}={step:06d}.parquet")
 
     @staticmethod
     def _histogram(trainer: L.Trainer, weights: torch.Tensor, step: int) -> None:
         from lightning.pytorch.loggers import TensorBoardLogger
 
+        if not weights.numel():
+            return
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_histogram("iw/weights", weights, step)

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 
 from lit_iwpo.data.collate import PreferenceBatch, PromptBatch, collate_pairs, collate_prompts
 from lit_iwpo.data.records import DataError, Source, validate_source
-from lit_iwpo.data.sampler import ResumableDataLoader, ResumableSampler
+from lit_iwpo.data.sampler import ResumableDataLoader, ResumableSampler, TrainSampler
 from lit_iwpo.data.sources import read_source, rename_columns
 from lit_iwpo.dist import rank_world
 from lit_iwpo.data.tokenize import PairTokenizer, TokenizedPair
@@ -32,10 +32,17 @@ class SplitData:
     pairs: list[TokenizedPair]  # empty for a prompt-only predict split
     sources: list[str]
     prompts: list[list[int]] = field(default_factory=list)  # prompt ids for generation
+    locations: list[tuple[str, int]] = field(default_factory=list)  # (source name, row number) per row
 
     def __post_init__(self) -> None:
         if not self.prompts:
             self.prompts = [p.prompt for p in self.pairs]
+
+    def where(self, i: int, fld: str | None = None) -> str:
+        """Where row ``i`` came from, as data errors name it: ``FILE, row N[, field 'F']``."""
+        name, number = self.locations[i] if self.locations else (f"split '{self.name}'", i + 1)
+        where = f"{name}, row {number}"
+        return f"{where}, field '{fld}'" if fld else where
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -44,9 +51,10 @@ class SplitData:
         return {sid: i for i, sid in enumerate(self.ids)}
 
 
-def _merge(sources: list[Source], ids_per_source: list[list[str]]) -> tuple[list[dict], list[str]]:
+def _merge(sources: list[Source], ids_per_source: list[list[str]]
+           ) -> tuple[list[dict], list[str], list[tuple[str, int]]]:
     """Union of several sources (e.g. D_tr ∪ D_v); ids stay unique (content ids get a #k suffix)."""
-    rows, ids, seen = [], [], set()
+    rows, ids, locations, seen = [], [], [], set()
     for src, ids_ in zip(sources, ids_per_source):
         for i, (row, sid) in enumerate(zip(src.rows, ids_)):
             if sid in seen:
@@ -58,7 +66,8 @@ def _merge(sources: list[Source], ids_per_source: list[list[str]]) -> tuple[list
             seen.add(sid)
             rows.append(row)
             ids.append(sid)
-    return rows, ids
+            locations.append((src.name, src.row_numbers[i]))
+    return rows, ids, locations
 
 
 class PreferenceDataModule(L.LightningDataModule):
@@ -85,6 +94,9 @@ class PreferenceDataModule(L.LightningDataModule):
         seed: Seed of the training order.
         column_map: Rename dataset columns onto prompt/chosen/rejected, e.g. ``{prompt: question}``.
         pad_to_multiple_of: Pad batch widths to a multiple of this (stable shapes are faster).
+        sampler: The training order (``class_path`` of a ``lit_iwpo.data.sampler.TrainSampler``); null: the
+            resumable epoch-seeded shuffle, ``ResumableSampler``. It is bound to the training split with this
+            module's ``seed`` and ``shuffle`` and the process's rank; its state travels in checkpoints.
     """
 
     def __init__(
@@ -106,6 +118,7 @@ class PreferenceDataModule(L.LightningDataModule):
         seed: int = 0,
         column_map: Optional[dict[str, str]] = None,
         pad_to_multiple_of: int = 8,
+        sampler: Optional[TrainSampler] = None,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -122,6 +135,7 @@ class PreferenceDataModule(L.LightningDataModule):
         self.seed = seed
         self.column_map = column_map
         self.pad_to_multiple_of = pad_to_multiple_of
+        self.sampler = sampler if sampler is not None else ResumableSampler()
         self._pair_tokenizer_args = dict(
             max_length=max_length,
             max_prompt_length=max_prompt_length,
@@ -182,8 +196,8 @@ class PreferenceDataModule(L.LightningDataModule):
         else:
             ids = [validate_source(src, split) for src in sources]
             pairs, prompts = [p for src in sources for p in self.pair_tokenizer(src, split)], []
-        rows, merged_ids = _merge(sources, ids)
-        self.splits[split] = SplitData(split, rows, merged_ids, pairs, [s.name for s in sources], prompts)
+        rows, merged_ids, locations = _merge(sources, ids)
+        self.splits[split] = SplitData(split, rows, merged_ids, pairs, [s.name for s in sources], prompts, locations)
         return self.splits[split]
 
     def setup(self, stage: str) -> None:
@@ -217,7 +231,7 @@ class PreferenceDataModule(L.LightningDataModule):
         return ResumableDataLoader(
             items,
             batch_size=self.batch_size,
-            sampler=ResumableSampler(len(items), seed=self.seed, shuffle=self.shuffle, rank=rank, world_size=world),
+            sampler=self.sampler.bind(len(items), seed=self.seed, shuffle=self.shuffle, rank=rank, world_size=world),
             collate_fn=partial(collate_pairs, pad_id=self.tokenizer.pad_token_id, split="train",
                                pad_to_multiple_of=self.pad_to_multiple_of),
             num_workers=self.num_workers,

@@ -8,24 +8,32 @@ for its progress when a checkpoint is written.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from abc import ABC, abstractmethod
+from typing import Any, Callable, Iterator
 
 import torch
 from torch.utils.data import DataLoader, Sampler
 
 
-class ResumableSampler(Sampler[int]):
-    """Epoch-seeded permutation (seed + epoch), sharded over ranks, that can skip a consumed prefix.
+class TrainSampler(Sampler[int], ABC):
+    """The training order as a strategy (``data.sampler``): bound to the training split by the data module,
+    sharded over ranks, resumable at any sample.
 
-    Every rank sees ``ceil(n / world_size)`` indices (the tail wraps around, as DistributedSampler does),
-    so all ranks take the same number of steps.
+    Subclasses give :meth:`order`, this rank's index order for an epoch; everything else (binding, epochs,
+    the one-shot skip of a resumed position) is here. Extra state (e.g. resampling weights) goes through
+    :meth:`extra_state` / :meth:`load_extra_state` and travels in checkpoints with the loader position.
     """
 
-    def __init__(self, n: int, seed: int = 0, shuffle: bool = True, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(self, n: int = 0, seed: int = 0, shuffle: bool = True, rank: int = 0, world_size: int = 1) -> None:
+        self.bind(n, seed=seed, shuffle=shuffle, rank=rank, world_size=world_size)
+
+    def bind(self, n: int, *, seed: int, shuffle: bool, rank: int, world_size: int) -> "TrainSampler":
+        """Attach to a split of ``n`` rows on this rank (called by the data module for every loader)."""
         self.n, self.seed, self.shuffle = n, seed, shuffle
         self.rank, self.world_size = rank, world_size
         self.epoch = 0
         self._skip = 0  # samples of this rank's share to skip on the next iteration (one-shot)
+        return self
 
     def set_epoch(self, epoch: int) -> None:
         if epoch != self.epoch:
@@ -35,16 +43,9 @@ class ResumableSampler(Sampler[int]):
     def resume(self, epoch: int, skip: int) -> None:
         self.epoch, self._skip = epoch, skip
 
+    @abstractmethod
     def order(self, epoch: int) -> list[int]:
-        """This rank's full index order for ``epoch`` (no skipping)."""
-        if self.shuffle:
-            gen = torch.Generator().manual_seed(self.seed + epoch)
-            perm = torch.randperm(self.n, generator=gen).tolist()
-        else:
-            perm = list(range(self.n))
-        per_rank = -(-self.n // self.world_size)
-        perm = (perm * (1 + per_rank * self.world_size // max(self.n, 1)))[: per_rank * self.world_size]
-        return perm[self.rank :: self.world_size]
+        """This rank's full index order for ``epoch`` (no skipping); ``len(self)`` indices."""
 
     def __iter__(self) -> Iterator[int]:
         skip, self._skip = self._skip, 0
@@ -54,22 +55,47 @@ class ResumableSampler(Sampler[int]):
         # the full share, also while resuming: Lightning counts the restored batches itself
         return -(-self.n // self.world_size)
 
+    def extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        del state
+
+
+class ResumableSampler(TrainSampler):
+    """Epoch-seeded permutation (seed + epoch), sharded over ranks, that can skip a consumed prefix.
+
+    Every rank sees ``ceil(n / world_size)`` indices (the tail wraps around, as DistributedSampler does),
+    so all ranks take the same number of steps.
+    """
+
+    def order(self, epoch: int) -> list[int]:
+        if self.shuffle:
+            gen = torch.Generator().manual_seed(self.seed + epoch)
+            perm = torch.randperm(self.n, generator=gen).tolist()
+        else:
+            perm = list(range(self.n))
+        per_rank = -(-self.n // self.world_size)
+        perm = (perm * (1 + per_rank * self.world_size // max(self.n, 1)))[: per_rank * self.world_size]
+        return perm[self.rank :: self.world_size]
+
 
 class ResumableDataLoader(DataLoader):
     """DataLoader whose ``state_dict`` is the (epoch, batches consumed) of the training loop."""
 
     def __init__(self, *args, progress: Callable[[], int] | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        if not isinstance(self.sampler, ResumableSampler):
-            raise TypeError("ResumableDataLoader needs a ResumableSampler")
+        if not isinstance(self.sampler, TrainSampler):
+            raise TypeError(f"ResumableDataLoader needs a TrainSampler, got {type(self.sampler).__name__}")
         self._progress = progress or (lambda: 0)
 
-    def state_dict(self) -> dict[str, int]:
+    def state_dict(self) -> dict[str, Any]:
         # samples, not batches: the position stays right if batch_size changes on resume
         return {"epoch": self.sampler.epoch, "samples_consumed": int(self._progress()) * self.batch_size,
-                "world_size": self.sampler.world_size}
+                "world_size": self.sampler.world_size, "sampler": self.sampler.extra_state()}
 
-    def load_state_dict(self, state: dict[str, int]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.sampler.load_extra_state(state.get("sampler", {}))
         if state.get("world_size", 1) != self.sampler.world_size:
             from lightning.pytorch.utilities import rank_zero_warn
 

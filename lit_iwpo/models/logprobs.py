@@ -7,6 +7,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+# bumped whenever the numbers response_logps returns could change (masking, dtype handling, pooling):
+# part of the reference log-prob cache key, so a cache never outlives the code that wrote it
+SCORING_VERSION = "2"
+
+POOLINGS = ("mean_response", "last_prompt")
+
 
 @dataclass
 class LogProbs:
@@ -16,6 +22,7 @@ class LogProbs:
     token_logps: Tensor | None = None  # [2B, T-1] log π(y_t | ·) at the position predicting token t+1; 0 elsewhere
     mask: Tensor | None = None  # [2B, T-1] bool: position predicts a response token (None: from a cache)
     logits: Tensor | None = None  # [N, V] logits at the N = mask.sum() response positions, in mask order
+    embeddings: Tensor | None = None  # [2B, H] pooled last hidden state (see response_logps' ``pool``)
 
     @property
     def n_pairs(self) -> int:
@@ -54,6 +61,20 @@ def _fast_path_parts(model: nn.Module) -> tuple[nn.Module, nn.Module] | None:
     return decoder, head
 
 
+def pool_hidden(hidden: Tensor, loss_mask: Tensor, pool: str) -> Tensor:
+    """[2B, H] pooled from the last hidden state [2B, T, H]: the mean over response tokens
+    (``mean_response``) or the state at the last prompt token (``last_prompt``, which has read the prompt
+    and predicts the first response token: the same vector for a pair's two rows)."""
+    if pool not in POOLINGS:
+        raise ValueError(f"embeddings pooling must be one of {POOLINGS}, got {pool!r}")
+    m = loss_mask.to(hidden.dtype)
+    if pool == "mean_response":
+        return (hidden * m.unsqueeze(-1)).sum(1) / m.sum(1, keepdim=True).clamp_min(1)
+    first = loss_mask.long().argmax(1)  # first response position; the prompt's last token sits just before
+    rows = torch.arange(hidden.shape[0], device=hidden.device)
+    return hidden[rows, (first - 1).clamp_min(0)]
+
+
 def response_logps(
     model: nn.Module,
     input_ids: Tensor,
@@ -61,13 +82,15 @@ def response_logps(
     loss_mask: Tensor,
     *,
     return_logits: bool = False,
+    pool: str | None = None,
 ) -> LogProbs:
     """Sum of log π(y_t | x, y_<t) over response tokens, plus the per-token values.
 
     ``loss_mask`` [2B, T] marks response tokens; masks come from tokenisation, never from the pad id
     (SmolLM2's pad token *is* its end-of-turn token, which ends every response). Logits are computed
     only at response positions (the LM head is ~20 % of a 135M model's FLOPs and its [2B, T, V] output
-    dominates activation memory), which gives the same numbers as slicing full logits.
+    dominates activation memory), which gives the same numbers as slicing full logits. ``pool`` also
+    returns pooled last hidden states (see :func:`pool_hidden`) from the same forward.
     """
     mask = loss_mask[:, 1:].bool()
     targets = input_ids[:, 1:][mask]  # [N]
@@ -77,7 +100,10 @@ def response_logps(
         hidden = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
         logits = head(hidden[:, :-1][mask])  # [N, V]
     else:
-        logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[:, :-1][mask]
+        out = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False,
+                    output_hidden_states=pool is not None)
+        logits = out.logits[:, :-1][mask]
+        hidden = out.hidden_states[-1] if pool is not None else None
     # fp32 log-softmax: bf16 logsumexp over a 49k vocabulary loses ~2 digits
     logits = logits.float()
     tok = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)  # [N]
@@ -87,4 +113,5 @@ def response_logps(
         token_logps=token_logps,
         mask=mask,
         logits=logits if return_logits else None,
+        embeddings=pool_hidden(hidden.float(), loss_mask, pool) if pool is not None else None,
     )

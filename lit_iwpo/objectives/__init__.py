@@ -1,9 +1,11 @@
-"""Strategy objects for ``PreferenceModule(objective=...)``."""
+"""Strategy objects for ``PreferenceModule(objective=...)``: loss × weight source → reduction."""
 
-from lit_iwpo.objectives.base import Objective, ObjectiveOutput, StepInputs
+from lit_iwpo.objectives.base import Objective, ObjectiveOutput, PreferenceObjective, StepInputs
+from lit_iwpo.objectives.context import StepContext
 from lit_iwpo.objectives.dpo import DPO, SFT
 from lit_iwpo.objectives.iw_dpo import IWDPO
-from lit_iwpo.objectives.weighted import WeightedDPO
+from lit_iwpo.objectives.reductions import Mean, Reduction
 from lit_iwpo.objectives.wpo import WPO
 
-__all__ = ["DPO", "IWDPO", "SFT", "WPO", "Objective", "ObjectiveOutput", "StepInputs", "WeightedDPO"]
+__all__ = ["DPO", "IWDPO", "SFT", "WPO", "Mean", "Objective", "ObjectiveOutput", "PreferenceObjective", "Reduction",
+           "StepContext", "StepInputs"]

@@ -1,33 +1,39 @@
 """The objective interface: a strategy object that turns a batch's log-probs into a loss.
 
-An objective declares what it needs from the forward pass (the reference, logits at response
-positions, token-level reference log-probs) and returns the per-sample losses it weighted, so that
-metrics, weight analysis and DRO can compose around it. Objectives hold no Lightning state; the
-module hands them a :class:`StepInputs` and saves their ``state_dict`` in checkpoints.
+A preference objective is a composition: a per-sample loss (a pure function from ``lit_iwpo.losses``),
+times sample weights from a *weight source* (:mod:`lit_iwpo.objectives.weights`), through a *reduction*
+(:mod:`lit_iwpo.objectives.reductions`). It declares what it needs from the forward pass as a
+:class:`~lit_iwpo.models.scoring.ForwardRequest` and sees the run only through a
+:class:`~lit_iwpo.objectives.context.StepContext`. Objectives hold no Lightning state; the module saves
+their ``state_dict`` in checkpoints and registers their trainable ``parts``.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
-from torch import Tensor
+from torch import Tensor, nn
 
 from lit_iwpo.data.collate import PreferenceBatch
 from lit_iwpo.models.logprobs import LogProbs
+from lit_iwpo.models.scoring import ForwardRequest
+from lit_iwpo.objectives.context import StepContext
 
 if TYPE_CHECKING:
-    from lit_iwpo.module import PreferenceModule
+    from lit_iwpo.objectives.reductions import Reduction
+    from lit_iwpo.objectives.weights.base import WeightSource
 
 
 @dataclass
 class StepInputs:
-    policy: LogProbs  # with grad in training
-    reference: LogProbs | None  # no grad; None when the objective needs none (SFT in training)
+    policy: LogProbs  # with grad in training; logits / embeddings when the request asked for them
+    reference: LogProbs | None  # no grad; None when the request says reference: none (SFT in training)
     batch: PreferenceBatch
     stage: str  # "train" | "val" | "test"
-    module: "PreferenceModule | None" = None  # for objectives that run extra forward passes (IW transforms)
+    ctx: StepContext | None = None  # the run (scoring, data, ranks); None in unit tests of pure paths
+    adapters: dict[str, LogProbs] = field(default_factory=dict)  # requested named adapters (no grad)
 
 
 @dataclass
@@ -41,25 +47,34 @@ class ObjectiveOutput:
 class Objective(ABC):
     """Base class of the strategies passed to ``PreferenceModule(objective=...)``."""
 
-    needs_reference: bool = True  # reference log-probs in training (always computed for eval metrics)
-    needs_logits: bool = False  # policy logits at response positions (WPO, TIS-KL)
-    needs_token_reference: bool = False  # token-level reference log-probs (incompatible with a logp cache)
     beta: float = 0.1  # scale of the implicit reward r = β log π/π_ref used in metrics
 
-    def setup(self, module: "PreferenceModule") -> None:
-        """Called once the model and data are ready (fit, validate, test); check settings here."""
+    @property
+    def request(self) -> ForwardRequest:
+        """What the training forward must provide (evaluation stages always get the sequence reference)."""
+        return ForwardRequest()
+
+    def setup(self, ctx: StepContext) -> None:
+        """Called in ``LightningModule.setup`` of every fit/validate/test/predict (before a checkpoint is
+        restored, so restored state lands on what this builds); ``ctx.stage`` says which. Check settings here."""
 
     @abstractmethod
-    def per_sample_loss(self, inputs: StepInputs) -> Tensor:
-        """Unreduced loss [B] of the batch, before any sample weights."""
-
     def __call__(self, inputs: StepInputs) -> ObjectiveOutput:
-        losses = self.per_sample_loss(inputs)
-        return ObjectiveOutput(loss=losses.mean(), per_sample_loss=losses)
+        """The loss of one batch."""
+
+    def weight_sources(self) -> list[Any]:
+        """The weight sources inside (callbacks refresh and export those implementing the protocols in
+        :mod:`lit_iwpo.objectives.weights.base`)."""
+        return []
 
     def sample_weights(self) -> tuple[list[str], Tensor] | None:
         """(training sample ids, their current weights [N]) for objectives that weight samples; None = uniform."""
         return None
+
+    def parts(self, model_config: Any) -> dict[str, nn.Module]:
+        """Trainable parts (e.g. reward heads), built once the model's config is known. The module registers
+        them, so the optimizer, checkpoints and the Hugging Face export see them."""
+        return {}
 
     def state_dict(self) -> dict[str, Any]:
         """State to keep in checkpoints (importance weights, samplers); empty for stateless objectives."""
@@ -67,3 +82,64 @@ class Objective(ABC):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         del state
+
+
+class PreferenceObjective(Objective):
+    """loss (per sample) × weights (a weight source) → reduction.
+
+    Subclasses give the per-sample loss and what it needs (``loss_request``); the weight source and the
+    reduction are strategy objects. Validation and test losses are never weighted, so they compare across
+    methods; the reduction applies in every stage.
+
+    Args:
+        weights: Where sample weights come from (``class_path``): ``Uniform`` (default), ``WPOWeights``,
+            ``ColumnWeights`` (a data column), ``DensityRatioWeights`` (IW-DPO).
+        reduction: From weighted per-sample losses to the loss: ``Mean`` (default).
+    """
+
+    loss_request: ForwardRequest = ForwardRequest()
+
+    def __init__(self, weights: Optional["WeightSource"] = None, reduction: Optional["Reduction"] = None) -> None:
+        from lit_iwpo.objectives.reductions import Mean
+        from lit_iwpo.objectives.weights.base import Uniform
+
+        self.weights = weights if weights is not None else Uniform()
+        self.reduction = reduction if reduction is not None else Mean()
+        self.weights.bind(self)
+
+    @property
+    def request(self) -> ForwardRequest:
+        return self.loss_request.merge(self.weights.request)
+
+    @abstractmethod
+    def per_sample_loss(self, inputs: StepInputs) -> Tensor:
+        """Unreduced loss [B] of the batch, before any sample weights."""
+
+    def setup(self, ctx: StepContext) -> None:
+        self.weights.setup(ctx)
+
+    def __call__(self, inputs: StepInputs) -> ObjectiveOutput:
+        losses = self.per_sample_loss(inputs)
+        w, metrics = self.weights.train_weights(inputs, losses) if inputs.stage == "train" else (None, {})
+        if w is not None:
+            w = w.detach().to(losses.device)
+        return ObjectiveOutput(loss=self.reduction(losses, w, inputs.ctx), per_sample_loss=losses, weights=w,
+                               metrics=metrics)
+
+    def weight_sources(self) -> list[Any]:
+        return [self.weights]
+
+    def sample_weights(self) -> tuple[list[str], Tensor] | None:
+        return self.weights.sample_weights()
+
+    def parts(self, model_config: Any) -> dict[str, nn.Module]:
+        return {**{f"weights_{k}": v for k, v in self.weights.parts(model_config).items()},
+                **{f"reduction_{k}": v for k, v in self.reduction.parts(model_config).items()}}
+
+    def state_dict(self) -> dict[str, Any]:
+        # the weight source's state at the top level: checkpoints of earlier versions load unchanged
+        return self.weights.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state:
+            self.weights.load_state_dict(state)

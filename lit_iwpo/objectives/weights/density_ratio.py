@@ -1,0 +1,333 @@
+"""Importance weights from density ratios in a transformed space (IW-DPO, Lodkaew, Fang, Ishida, Sugiyama).
+
+The weight source estimates ŵ = ω(Z_tr, Z_v) with a density-ratio estimator, from transforms z = t(x, y_w,
+y_l) of training pairs and of the deployment sample D_v computed with the current policy. *Which* training
+pairs an estimate covers is a pool strategy: :class:`BatchPool` (the paper's Algorithm 1),
+:class:`RecentPool` or :class:`RefreshPool`. Every estimate runs once (rank 0) and is broadcast.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, Optional
+
+import torch
+from lightning.pytorch.utilities import rank_zero_warn
+from torch import Tensor
+
+from lit_iwpo.models.logprobs import LogProbs
+from lit_iwpo.models.scoring import ForwardRequest
+from lit_iwpo.objectives.context import StepContext
+from lit_iwpo.objectives.weights.base import StoredWeights
+from lit_iwpo.weighting.density_ratio import KMM, DensityRatioEstimator
+from lit_iwpo.weighting.importance import WeightEstimationError, estimate_weights
+from lit_iwpo.weighting.transforms import transform_dim
+
+if TYPE_CHECKING:
+    from lit_iwpo.objectives.base import PreferenceObjective, StepInputs
+
+
+class Pool(ABC):
+    """Which training pairs one density-ratio estimate covers."""
+
+    refreshes: bool = False  # weights come from periodic re-estimates over all of D_tr (a refresh callback)
+
+    def check(self, source: "DensityRatioWeights", n_train: int, n_val: int) -> int:
+        """Validate the settings against the data; return the validation points one estimate sees."""
+        return min(source.val_batch_size, n_val)
+
+    @abstractmethod
+    def batch_weights(self, source: "DensityRatioWeights", ctx: StepContext, ids: list[str],
+                      z_all: Tensor) -> tuple[Tensor | None, str | None]:
+        """Weights of this global batch (its pairs ``ids``, transforms ``z_all``), or (None, why) on failure."""
+
+
+class BatchPool(Pool):
+    """The paper's Algorithm 1: one estimate per training batch against a random validation batch, ŵ
+    normalised to mean 1 over the batch."""
+
+    def batch_weights(self, source, ctx, ids, z_all):
+        return ctx.compute_once(lambda: source.estimate(z_all, source.val_transforms(ctx, source.val_batch_size)))
+
+
+class RecentPool(Pool):
+    """Beyond the paper: estimate on an accumulated batch, this batch plus the latest recorded transforms
+    of the pairs trained on just before it (never those of step 0, where every transform is the same constant), ``size`` pairs in all, normalised
+    to mean 1 over that pool (a batch of mostly irrelevant pairs then weighs less in total).
+
+    Args:
+        size: Training pairs per estimate (this batch included).
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        if size < 1:
+            raise ValueError(f"objective.pool_size must be >= 1, got {size}")
+        self.size = size
+
+    def check(self, source, n_train, n_val):
+        max_train = getattr(source.estimator, "max_train", None)
+        if max_train is not None and self.size > max_train:
+            raise ValueError(f"{type(source.estimator).__name__} handles at most {max_train} training points: "
+                             f"lower objective.pool_size ({self.size})")
+        return super().check(source, n_train, n_val)
+
+    def pool(self, source: "DensityRatioWeights", ids: list[str], z_all: Tensor) -> Tensor:
+        extra = self.size - len(ids)
+        if extra <= 0:
+            return z_all
+        store = source.store
+        steps = store.transform_step.clone()
+        steps[store.index(ids)] = -1
+        latest = torch.argsort(steps, descending=True, stable=True)[:extra]
+        latest = latest[steps[latest] > 0]
+        return torch.cat([z_all.float().cpu(), store.transforms[latest]])
+
+    def batch_weights(self, source, ctx, ids, z_all):
+        def run():
+            w, err = source.estimate(self.pool(source, ids, z_all), source.val_transforms(ctx, source.val_batch_size))
+            return (None if w is None else w[:len(ids)]), err
+        return ctx.compute_once(run)
+
+
+class RefreshPool(Pool):
+    """Beyond the paper: weights for all of D_tr, re-estimated at once by the ``ImportanceWeightRefresh``
+    callback (every N steps or epochs); training batches look their weights up."""
+
+    refreshes = True
+
+    def check(self, source, n_train, n_val):
+        max_train = getattr(source.estimator, "max_train", None)
+        if max_train is not None and n_train > max_train:
+            raise ValueError(f"{type(source.estimator).__name__} handles at most {max_train} training points but "
+                             f"D_tr has {n_train}: use RuLSIF or KLIEP, or pool: batch")
+        return n_val
+
+    def batch_weights(self, source, ctx, ids, z_all):
+        return source.store.lookup(ids), None
+
+
+class DensityRatioWeights(StoredWeights):
+    """Importance weights w* = p_te / p_tr estimated from D_v (``data.val``) in a transformed space.
+
+    ``transform: loss`` is IW-DPO-L (z = ℓ_DPO), ``reward`` IW-DPO-R (z = (r(x, y_w), r(x, y_l)),
+    r = β log π/π_ref). Uniform weights for ``warmup_steps`` (at initialisation every ℓ = log 2 and every
+    r = 0, so the transforms carry no signal); then the pool strategy says which pairs each estimate covers.
+    Transforms use the current policy in eval mode without grad, and the same (summed or length-averaged)
+    log-probs as the loss, so IW-DPO-L's z is exactly the trained ℓ.
+
+    Args:
+        transform: ``reward`` (IW-DPO-R) or ``loss`` (IW-DPO-L).
+        estimator: Density-ratio estimator (KMM, KLIEP, RuLSIF); None means ``KMM()``.
+        pool: ``BatchPool`` (the paper), ``RecentPool`` or ``RefreshPool``; None means ``BatchPool()``.
+        warmup_steps: Training steps with uniform weights before estimation starts.
+        val_batch_size: Validation pairs drawn per estimate (batch and recent pools); capped at |D_v|.
+        max_weight: Clip normalised weights at this value (None: no clipping).
+        on_failure: ``uniform``: a failed estimate logs ``iw/fallback`` and uses uniform weights for that
+            batch; ``raise``: stop with the error.
+        seed: Seed of the validation-batch sampler (checkpointed); None takes the run's seed.
+    """
+
+    request = ForwardRequest(reference="sequence")
+
+    def __init__(self, transform: str = "reward", estimator: Optional[DensityRatioEstimator] = None,
+                 pool: Optional[Pool] = None, warmup_steps: int = 10, val_batch_size: int = 16,
+                 max_weight: Optional[float] = None, on_failure: str = "uniform", seed: Optional[int] = None) -> None:
+        super().__init__()
+        self.transform_dim = transform_dim(transform)
+        if on_failure not in ("uniform", "raise"):
+            raise ValueError(f"objective.on_failure must be 'uniform' or 'raise', got {on_failure!r}")
+        if warmup_steps < 0 or val_batch_size < 1:
+            raise ValueError("objective.warmup_steps must be >= 0, objective.val_batch_size and pool_size >= 1")
+        if max_weight is not None and max_weight <= 0:
+            raise ValueError(f"objective.max_weight must be > 0, got {max_weight}")
+        self.transform = transform
+        self.estimator = estimator if estimator is not None else KMM()
+        self.pool = pool if pool is not None else BatchPool()
+        self.warmup_steps = warmup_steps
+        self.val_batch_size = val_batch_size
+        self.max_weight = max_weight
+        self.on_failure = on_failure
+        self.seed = seed
+        self.val_generator = torch.Generator()
+        self._seeded = False
+        self.n_val = 0
+        self.fallbacks = 0
+        self.objective: "PreferenceObjective | None" = None
+        self._val_reference: Tensor | None = None  # [N_v, 2] reference log-probs of D_v (chosen, rejected)
+        self._last_val: tuple[int, Tensor] | None = None  # (step, D_v transforms) of the latest refresh
+
+    # ---------------------------------------------------------------- setup
+    @property
+    def refresh_required(self) -> bool:
+        return self.pool.refreshes
+
+    def bind(self, objective: "PreferenceObjective") -> None:
+        if not hasattr(objective, "pair_transform"):
+            raise ValueError(f"density-ratio weights need a pairwise (DPO-family) loss, not {type(objective).__name__}")
+        self.objective = objective
+
+    def min_val_points(self) -> int:
+        return max(2, int(getattr(self.estimator, "min_val", 2)))
+
+    def setup(self, ctx: StepContext) -> None:
+        if not self._seeded:  # a restored checkpoint replaces this state afterwards
+            self.val_generator.manual_seed(self.seed if self.seed is not None else torch.initial_seed())
+            self._seeded = True
+        super().setup(ctx)
+        train, val = ctx.split("train"), ctx.split("val")
+        self._val_reference = None
+        if ctx.stage != "fit" or train is None:
+            return  # validate/test/predict evaluate unweighted losses: no weights to estimate
+        if val is None:
+            raise ValueError("IW-DPO estimates weights against deployment data D_v: set data.val")
+        self.n_val = len(val)
+        need, have = self.min_val_points(), self.pool.check(self, len(train), self.n_val)
+        if have < need:
+            raise ValueError(
+                f"{type(self.estimator).__name__} needs at least {need} validation points per estimate, but "
+                f"{'D_v has' if have == self.n_val else 'objective.val_batch_size gives'} {have}: "
+                f"add deployment pairs to data.val or raise objective.val_batch_size"
+            )
+        if set(val.ids) & set(train.ids):
+            rank_zero_warn("IW-DPO with D_v inside the training set (e.g. data.train_on: train+val) pulls the "
+                          "estimated density ratios towards 1; the paper trains on D_tr (train_on: train)")
+
+    # ----------------------------------------------------------- transforms
+    def transforms(self, policy: LogProbs, reference: LogProbs) -> Tensor:
+        """Z for a batch: [B, 2] rewards (IW-DPO-R) or [B, 1] losses (IW-DPO-L), detached."""
+        return self.objective.pair_transform(self.transform, policy, reference)
+
+    def batch_transforms(self, ctx: StepContext, batch) -> Tensor:
+        return self.transforms(ctx.score(batch, "policy", mode="eval"), self._reference(ctx, batch))
+
+    def _reference(self, ctx: StepContext, batch) -> LogProbs:
+        """Reference log-probs; D_v's are computed once and kept (the reference never changes), which
+        saves one of the two forward passes Algorithm 1 spends on its validation batch every step."""
+        if batch.split != "val":
+            return ctx.score(batch, "reference")
+        if self._val_reference is None:
+            self._val_reference = torch.full((self.n_val, 2), float("nan"))
+        idx = batch.index.cpu()
+        todo = torch.isnan(self._val_reference[idx, 0])
+        if todo.any():
+            ref = ctx.score(batch, "reference").logps.detach().cpu()
+            b = len(batch)
+            self._val_reference[idx, 0], self._val_reference[idx, 1] = ref[:b], ref[b:]
+        cached = self._val_reference[idx].to(batch.input_ids.device)
+        return LogProbs(logps=torch.cat([cached[:, 0], cached[:, 1]]))
+
+    def _rows_transforms(self, ctx: StepContext, split: str, rows: list[int]) -> Tensor:
+        chunk = ctx.eval_batch_size
+        return torch.cat([self.batch_transforms(ctx, ctx.batch(split, rows[i:i + chunk]))
+                          for i in range(0, len(rows), chunk)])
+
+    def val_transforms(self, ctx: StepContext, n: int | None = None) -> Tensor:
+        """Transforms of a random validation batch of ``n`` pairs (all of D_v when n is None)."""
+        if n is None or n >= self.n_val:
+            rows = list(range(self.n_val))
+        else:
+            rows = torch.randperm(self.n_val, generator=self.val_generator)[:n].tolist()
+        return self._rows_transforms(ctx, "val", rows)
+
+    # --------------------------------------------------------------- weights
+    def estimate(self, z_train: Tensor, z_val: Tensor) -> tuple[Tensor | None, str | None]:
+        """Normalised weights, or (None, the reason) when estimation failed and ``on_failure: uniform``."""
+        if z_train.shape[0] == 1:  # one point normalised to mean 1 is 1, whatever the ratio
+            return torch.ones(1), None
+        try:
+            return estimate_weights(self.estimator, z_train, z_val, self.max_weight), None
+        except WeightEstimationError as err:
+            if self.on_failure == "raise":
+                raise
+            return None, str(err)
+
+    def _fallback(self, reason: str) -> None:
+        self.fallbacks += 1
+        rank_zero_warn(f"IW-DPO: weight estimation failed ({reason}); using uniform weights "
+                      f"(fallback #{self.fallbacks})")
+
+    def train_weights(self, inputs: "StepInputs", losses: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        ctx, batch = inputs.ctx, inputs.batch
+        step = ctx.step
+        # the paper computes Z_tr in eval mode; without active dropout the training forward gives the same numbers
+        policy = inputs.policy if ctx.deterministic() else ctx.score(batch, "policy", mode="eval")
+        z_tr = self.transforms(policy, inputs.reference)
+        # every rank gathers the global batch: all stores (and checkpoints) agree, and the estimate covers the
+        # same global batch everywhere, each rank keeping its own slice
+        z_all, index = ctx.gather(z_tr), ctx.gather(batch.index.to(z_tr.device))
+        ids = [self.store.ids[i] for i in index.tolist()]
+        self.store.record_transforms(ids, z_all, step)
+        ones = torch.ones(len(batch))
+        metrics = {"iw/fallback": torch.tensor(0.0)}
+        if step < self.warmup_steps:
+            w = ones
+        else:
+            w_all, reason = self.pool.batch_weights(self, ctx, ids, z_all)
+            if w_all is None:
+                self._fallback(reason)
+                metrics["iw/fallback"] = torch.tensor(1.0)
+                w = ones
+            else:
+                if not self.pool.refreshes:
+                    self.store.set_weights(ids, w_all, step)
+                w = w_all[ctx.rank * len(batch):(ctx.rank + 1) * len(batch)].cpu()
+        return w, {**metrics, **self.batch_metrics(w, inputs)}
+
+    # ---------------------------------------------------------------- refresh
+    def refresh_due(self, step: int) -> bool:
+        return self.pool.refreshes and step >= self.warmup_steps
+
+    @torch.no_grad()
+    def refresh(self, ctx: StepContext, recompute: bool = False) -> bool:
+        """Re-estimate the weights of all of D_tr at once.
+
+        Training transforms are the ones recorded during training (each sample's latest, so up to an epoch
+        old) unless ``recompute``; samples not seen since the warm-up (whose transforms carry no signal) are
+        computed now with the current policy. Runs on rank 0; every rank stores the result.
+        """
+        stale = self.store.transform_step < self.warmup_steps
+        rows = list(range(len(self.store))) if recompute else [i for i, s in enumerate(stale.tolist()) if s]
+
+        def run():
+            z_rows = self._rows_transforms(ctx, "train", rows) if rows else torch.empty(0, self.transform_dim)
+            z_train = self.store.transforms.clone()
+            z_train[rows] = z_rows.float().cpu()
+            z_val = self.val_transforms(ctx)
+            w, reason = self.estimate(z_train, z_val)
+            return z_rows, z_val, w, reason
+
+        z_rows, z_val, w, reason = ctx.compute_once(run)
+        if rows:
+            self.store.record_transforms([self.store.ids[i] for i in rows], z_rows, ctx.step)
+        self._last_val = (ctx.step, z_val)
+        if w is None:
+            self._fallback(reason)
+            return False
+        self.store.set_weights(None, w, ctx.step)
+        return True
+
+    def weight_tables(self, ctx: StepContext) -> dict[str, dict[str, list]]:
+        tables = super().weight_tables(ctx)
+        if self.n_val:
+            # D_v in the same transformed space, for plotting training against validation points
+            if self._last_val is not None and self._last_val[0] == ctx.step:
+                z_val = self._last_val[1]
+            else:
+                z_val = ctx.compute_once(lambda: self.val_transforms(ctx))
+            val = ctx.split("val")
+            tables["val_step"] = {"id": list(val.ids), "step": [ctx.step] * len(val.ids),
+                                  **{f"z{d}": z_val[:, d].tolist() for d in range(z_val.shape[1])}}
+        return tables
+
+    # ---------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state.update(val_generator=self.val_generator.get_state(), fallbacks=self.fallbacks)
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        if "val_generator" in state:
+            self.val_generator.set_state(state["val_generator"])
+            self._seeded = True
+        self.fallbacks = state.get("fallbacks", 0)
