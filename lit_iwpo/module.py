@@ -206,12 +206,12 @@ class PreferenceModule(L.LightningModule):
             policy = base
         else:
             reference, policy = None, apply_lora(base, self.lora)
-        # from_pretrained returns eval mode; Lightning keeps module modes as it finds them
-        policy.train()
         self.scorer = Scorer(policy, reference, precision=self.precision_context)
         # extra named adapters ride on the same base, frozen (full fine-tuning: on the reference copy)
         self.scorer.load_adapters(self.objective.request.adapters)
         self.policy, self.reference = self.scorer.policy, self.scorer.reference
+        # from_pretrained and peft's load_adapter leave eval mode; Lightning keeps module modes as it finds them
+        self.policy.train()
         for name, part in self.objective.parts(getattr(self.policy, "config", None)).items():
             self.objective_parts[name] = part
 

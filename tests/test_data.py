@@ -182,20 +182,21 @@ def test_validate_source_requires_rows():
 
 
 def test_sampler_epochs_shards_and_resume():
-    s = ResumableSampler(10, seed=3)
+    s = ResumableSampler().bind(10, seed=3, shuffle=True, rank=0, world_size=1)
     e0 = list(s)
     assert sorted(e0) == list(range(10))
     s.set_epoch(1)
     e1 = list(s)
     assert e1 != e0 and sorted(e1) == list(range(10))
     # resume mid-epoch 1 after 4 samples: continue exactly where the epoch was
-    r = ResumableSampler(10, seed=3)
+    r = ResumableSampler().bind(10, seed=3, shuffle=True, rank=0, world_size=1)
     r.resume(epoch=1, skip=4)
     r.set_epoch(1)  # Lightning calls set_epoch with the restored epoch: skip survives
     assert list(r) == e1[4:]
     assert list(r) == e1  # skipping is one-shot
     # two ranks: equal shares that together cover every index
-    a, b = ResumableSampler(5, seed=0, rank=0, world_size=2), ResumableSampler(5, seed=0, rank=1, world_size=2)
+    a, b = (ResumableSampler().bind(5, seed=0, shuffle=True, rank=0, world_size=2),
+            ResumableSampler().bind(5, seed=0, shuffle=True, rank=1, world_size=2))
     assert len(list(a)) == len(list(b)) == 3 and set(a) | set(b) == set(range(5))
 
 

@@ -177,3 +177,26 @@ def test_local_folder_loads_same_model(tmp_path):
         load_causal_lm(str(tmp_path))
     with pytest.raises(FileNotFoundError, match="GGUF file not found"):
         load_causal_lm(str(tmp_path / "x.gguf"))
+
+
+def test_reference_cache_key_covers_config_buffers_and_code_version(tmp_path, pref_files, monkeypatch):
+    """Weights alone do not fix the reference's numbers: the model config, non-persistent buffers (Llama's
+    rotary frequencies live outside state_dict) and the scoring code's version are in the key too."""
+    from lit_iwpo.models import refcache
+
+    model = load_causal_lm("tiny-llama")
+    key = refcache.model_fingerprint(model)
+    assert key == refcache.model_fingerprint(load_causal_lm("tiny-llama"))  # deterministic
+    name = next(n for n, _ in model.named_buffers() if n.endswith("inv_freq"))
+    assert name not in model.state_dict()
+    with torch.no_grad():
+        model.get_buffer(name).mul_(2.0)
+    assert refcache.model_fingerprint(model) != key
+    other = load_causal_lm("tiny-llama")
+    other.config.rms_norm_eps = 1e-3  # same tensors, different numbers out
+    assert refcache.model_fingerprint(other) != key
+    dm, _ = _setup(pref_files)
+    split = dm.load_split("train")
+    path = refcache.cache_path(tmp_path, split, dm.tokenizer, key)
+    monkeypatch.setattr(refcache, "SCORING_VERSION", "next")
+    assert refcache.cache_path(tmp_path, split, dm.tokenizer, key) != path

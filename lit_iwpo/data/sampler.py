@@ -24,8 +24,9 @@ class TrainSampler(Sampler[int], ABC):
     :meth:`extra_state` / :meth:`load_extra_state` and travels in checkpoints with the loader position.
     """
 
-    def __init__(self, n: int = 0, seed: int = 0, shuffle: bool = True, rank: int = 0, world_size: int = 1) -> None:
-        self.bind(n, seed=seed, shuffle=shuffle, rank=rank, world_size=world_size)
+    def __init__(self) -> None:
+        # bound to nothing until the data module binds it; subclasses take their own options here
+        self.bind(0, seed=0, shuffle=True, rank=0, world_size=1)
 
     def bind(self, n: int, *, seed: int, shuffle: bool, rank: int, world_size: int) -> "TrainSampler":
         """Attach to a split of ``n`` rows on this rank (called by the data module for every loader)."""

@@ -67,6 +67,18 @@ class ForwardRequest:
                               adapters={**self.adapters, **other.adapters})
 
 
+@contextmanager
+def _kept_trainable_flags(model: nn.Module) -> Iterator[None]:
+    """peft's set_adapter, and the end of its disable_adapter, mark the active adapters trainable: put every
+    parameter's requires_grad back as it was (a frozen named adapter must stay out of the optimizer)."""
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+
+
 def _forward(model: nn.Module, batch: PreferenceBatch, request: ForwardRequest | None) -> LogProbs:
     req = request or ForwardRequest()
     return response_logps(model, batch.input_ids, batch.attention_mask, batch.loss_mask,
@@ -102,7 +114,7 @@ class Scorer:
             if not isinstance(model, PeftModel):  # the frozen copy of full fine-tuning, no adapters on it
                 yield model
             else:
-                with model.disable_adapter():
+                with _kept_trainable_flags(model), model.disable_adapter():
                     yield model
         finally:
             model.train(was_training)
@@ -133,18 +145,15 @@ class Scorer:
             raise KeyError(f"no adapter named {name!r} is loaded (loaded: {sorted(self.adapters) or 'none'})")
         host = self._adapter_host()
         active = host.active_adapter
-        # peft's set_adapter flips requires_grad of every adapter: remember the trainable flags exactly
-        flags = [(p, p.requires_grad) for p in host.parameters()]
         was_training = host.training
         host.eval()
-        host.set_adapter(name, inference_mode=True)
-        try:
-            yield host
-        finally:
-            host.set_adapter(active)
-            for p, flag in flags:
-                p.requires_grad_(flag)
-            host.train(was_training)
+        with _kept_trainable_flags(host):
+            host.set_adapter(name, inference_mode=True)
+            try:
+                yield host
+            finally:
+                host.set_adapter(active)
+                host.train(was_training)
 
     def is_deterministic(self) -> bool:
         """True when the policy's training forward has no active dropout, so its detached log-probs equal

@@ -12,28 +12,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 from torch import Tensor, nn
 
-from lit_iwpo.data.collate import PreferenceBatch
-from lit_iwpo.models.logprobs import LogProbs
 from lit_iwpo.models.scoring import ForwardRequest
-from lit_iwpo.objectives.context import StepContext
+from lit_iwpo.objectives.context import StepContext, StepInputs
+from lit_iwpo.objectives.reductions import Mean, Reduction
+from lit_iwpo.objectives.weights.base import Uniform, WeightSource
 
-if TYPE_CHECKING:
-    from lit_iwpo.objectives.reductions import Reduction
-    from lit_iwpo.objectives.weights.base import WeightSource
-
-
-@dataclass
-class StepInputs:
-    policy: LogProbs  # with grad in training; logits / embeddings when the request asked for them
-    reference: LogProbs | None  # no grad; None when the request says reference: none (SFT in training)
-    batch: PreferenceBatch
-    stage: str  # "train" | "val" | "test"
-    ctx: StepContext | None = None  # the run (scoring, data, ranks); None in unit tests of pure paths
-    adapters: dict[str, LogProbs] = field(default_factory=dict)  # requested named adapters (no grad)
+__all__ = ["Objective", "ObjectiveOutput", "PreferenceObjective", "StepInputs"]
 
 
 @dataclass
@@ -99,10 +87,7 @@ class PreferenceObjective(Objective):
 
     loss_request: ForwardRequest = ForwardRequest()
 
-    def __init__(self, weights: Optional["WeightSource"] = None, reduction: Optional["Reduction"] = None) -> None:
-        from lit_iwpo.objectives.reductions import Mean
-        from lit_iwpo.objectives.weights.base import Uniform
-
+    def __init__(self, weights: Optional[WeightSource] = None, reduction: Optional[Reduction] = None) -> None:
         self.weights = weights if weights is not None else Uniform()
         self.reduction = reduction if reduction is not None else Mean()
         self.weights.bind(self)

@@ -1,4 +1,5 @@
-"""The narrow view of a run that objectives, weight sources and estimators get: :class:`StepContext`.
+"""The narrow view of a run that objectives, weight sources and estimators get: :class:`StepContext`,
+and what one step hands them: :class:`StepInputs`.
 
 They never see the LightningModule or the trainer. ``PreferenceModule.context`` implements this protocol
 on a live run; a test or a notebook can implement it in a few lines (see ``tests/test_objectives.py``).
@@ -6,6 +7,7 @@ on a live run; a test or a notebook can implement it in a few lines (see ``tests
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence, TypeVar, runtime_checkable
 
 from torch import Tensor
@@ -65,3 +67,15 @@ class StepContext(Protocol):
     def broadcast(self, obj: Any) -> Any: ...
 
     def compute_once(self, fn: Callable[[], T]) -> T: ...
+
+
+@dataclass
+class StepInputs:
+    """One batch as the objective sees it."""
+
+    policy: LogProbs  # with grad in training; logits / embeddings when the request asked for them
+    reference: LogProbs | None  # no grad; None when the request says reference: none (SFT in training)
+    batch: PreferenceBatch
+    stage: str  # "train" | "val" | "test"
+    ctx: StepContext | None = None  # the run (scoring, data, ranks); None in unit tests of pure paths
+    adapters: dict[str, LogProbs] = field(default_factory=dict)  # requested named adapters (no grad)

@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
 
 from lit_iwpo.data.records import as_relevance
 from lit_iwpo.models.scoring import ForwardRequest
-from lit_iwpo.objectives.context import StepContext
+from lit_iwpo.objectives.context import StepContext, StepInputs
 from lit_iwpo.weighting.importance import weight_stats
 from lit_iwpo.weighting.store import WeightStore
-
-if TYPE_CHECKING:
-    from lit_iwpo.objectives.base import PreferenceObjective, StepInputs
 
 
 @runtime_checkable
@@ -58,14 +55,14 @@ class WeightSource(ABC):
 
     request: ForwardRequest = ForwardRequest(reference="none")  # extra needs beyond the loss's
 
-    def bind(self, objective: "PreferenceObjective") -> None:
+    def bind(self, objective: Any) -> None:
         """Called once by the objective that owns this source (sources that need its loss keep it)."""
 
     def setup(self, ctx: StepContext) -> None:
         """Called in every ``LightningModule.setup``, before a checkpoint is restored."""
 
     @abstractmethod
-    def train_weights(self, inputs: "StepInputs", losses: Tensor) -> tuple[Tensor | None, dict[str, Tensor]]:
+    def train_weights(self, inputs: StepInputs, losses: Tensor) -> tuple[Tensor | None, dict[str, Tensor]]:
         """Weights [B] of this training batch (None: uniform) and extra metrics."""
 
     def sample_weights(self) -> tuple[list[str], Tensor] | None:
@@ -84,7 +81,7 @@ class WeightSource(ABC):
 class Uniform(WeightSource):
     """Every pair weighs 1 (plain DPO / SFT)."""
 
-    def train_weights(self, inputs: "StepInputs", losses: Tensor) -> tuple[Tensor | None, dict[str, Tensor]]:
+    def train_weights(self, inputs: StepInputs, losses: Tensor) -> tuple[Tensor | None, dict[str, Tensor]]:
         return None, {}
 
 
@@ -116,11 +113,11 @@ class StoredWeights(WeightSource):
                                       for row in train.rows])
         self.groups = [str(r.get("group", "")) for r in train.rows]
 
-    def batch_metrics(self, w: Tensor, inputs: "StepInputs") -> dict[str, Tensor]:
+    def batch_metrics(self, w: Tensor, inputs: StepInputs) -> dict[str, Tensor]:
         rel = None if self.relevant is None else self.relevant[inputs.batch.index.cpu()]
         return weight_stats(w, rel)
 
-    def record(self, inputs: "StepInputs", w: Tensor) -> None:
+    def record(self, inputs: StepInputs, w: Tensor) -> None:
         """Store this global batch's weights (gathered from every process)."""
         if self.store is None:
             return
@@ -152,134 +149,6 @@ class StoredWeights(WeightSource):
         stats = weight_stats(self.store.weights[done], self.relevant[done])
         stats["iw/ess"] = stats["iw/ess_ratio"] * int(done.sum())
         return {k: float(v) for k, v in stats.items()}
-
-    def weight_tables(self, ctx: StepContext) -> dict[str, dict[str, list]]:
-        """Tables to write, ``{file prefix: {column: values}}``, e.g. ``{"step": ..., "val_step": ...}``."""
-
-
-@runtime_checkable
-class Refreshable(Protocol):
-    """A source whose weights can be re-estimated over the whole training set."""
-
-    refresh_required: bool  # True: its weights come only from refreshes, so a refresh callback must drive it
-
-    def refresh_due(self, step: int) -> bool:
-        """Whether a refresh at this step would estimate anything (e.g. not during a warm-up)."""
-
-    def refresh(self, ctx: StepContext, recompute: bool = False) -> bool:
-        """Re-estimate; False after a logged fallback. ``recompute``: recompute every input with the current
-        policy instead of reusing recorded ones."""
-
-
-class WeightSource(ABC):
-    """Base class of ``objective.weights`` strategies."""
-
-    request: ForwardRequest = ForwardRequest(reference="none")  # extra needs beyond the loss's
-
-    def bind(self, objective: "PreferenceObjective") -> None:
-        """Called once by the objective that owns this source (sources that need its loss keep it)."""
-
-    def setup(self, ctx: StepContext) -> None:
-        """Called in every ``LightningModule.setup``, before a checkpoint is restored."""
-
-    @abstractmethod
-    def train_weights(self, inputs: "StepInputs", losses: Tensor) -> tuple[Tensor | None, dict[str, Tensor]]:
-        """Weights [B] of this training batch (None: uniform) and extra metrics."""
-
-    def sample_weights(self) -> tuple[list[str], Tensor] | None:
-        return None
-
-    def parts(self, model_config: Any) -> dict[str, nn.Module]:
-        return {}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        del state
-
-
-class Uniform(WeightSource):
-    """Every pair weighs 1 (plain DPO / SFT)."""
-
-    def train_weights(self, inputs: "StepInputs", losses: Tensor) -> tuple[Tensor | None, dict[str, Tensor]]:
-        return None, {}
-
-
-def gather(ctx: StepContext | None, t: Tensor) -> Tensor:
-    return t if ctx is None else ctx.gather(t)
-
-
-class StoredWeights(WeightSource):
-    """A source that keeps one weight per training pair in a :class:`WeightStore` keyed by sample id.
-
-    The store is saved in checkpoints and read by the deployment evaluation (``iw/auc_relevant``) and the
-    weight export. Every process records the global batch, so all stores (and checkpoints) agree.
-    """
-
-    transform_dim: int = 1  # columns of per-sample transforms kept beside the weights
-
-    def __init__(self) -> None:
-        self.store: WeightStore | None = None
-        self.relevant: Tensor | None = None  # [N_tr] 1/0/NaN ground truth, for logging only
-        self.groups: list[str] = []
-
-    def setup(self, ctx: StepContext) -> None:
-        train = ctx.split("train")
-        if train is None:
-            return  # validate/test/predict without training data: weights are not used
-        if self.store is None or self.store.ids != train.ids:
-            self.store = WeightStore(train.ids, self.transform_dim)
-        self.relevant = torch.tensor([math.nan if (r := as_relevance(row.get("relevant"))) is None else float(r)
-                                      for row in train.rows])
-        self.groups = [str(r.get("group", "")) for r in train.rows]
-
-    def batch_metrics(self, w: Tensor, inputs: "StepInputs") -> dict[str, Tensor]:
-        rel = None if self.relevant is None else self.relevant[inputs.batch.index.cpu()]
-        return weight_stats(w, rel)
-
-    def record(self, inputs: "StepInputs", w: Tensor) -> None:
-        """Store this global batch's weights (gathered from every process)."""
-        if self.store is None:
-            return
-        ctx = inputs.ctx
-        w_all, index = gather(ctx, w), gather(ctx, inputs.batch.index.to(w.device))
-        ids = [self.store.ids[i] for i in index.tolist()]
-        self.store.set_weights(ids, w_all, ctx.step if ctx is not None else 0)
-
-    # --------------------------------------------------------------- export
-    def sample_weights(self) -> tuple[list[str], Tensor] | None:
-        """Ids and weights of the training pairs whose weight was actually estimated (a pair never drawn
-        after a warm-up still holds its initial 1, which says nothing about the estimator)."""
-        if self.store is None:
-            return None
-        done = self.store.weight_step >= 0
-        if not done.any():
-            return None
-        return [sid for sid, d in zip(self.store.ids, done.tolist()) if d], self.store.weights[done].clone()
-
-    def estimated_weights(self) -> Tensor:
-        return torch.empty(0) if self.store is None else self.store.weights[self.store.weight_step >= 0]
-
-    def weight_summary(self) -> dict[str, float]:
-        if self.store is None:
-            return {}
-        done = self.store.weight_step >= 0
-        if not done.any():
-            return {}
-        stats = weight_stats(self.store.weights[done], self.relevant[done])
-        stats["iw/ess"] = stats["iw/ess_ratio"] * int(done.sum())
-        return {k: float(v) for k, v in stats.items()}
-
-    def weight_quality(self) -> dict[str, float]:
-        """Deployment-evaluation figures of the estimated weights (``iw/auc_relevant``, ``iw/ess``, ...)."""
-        weights = self.sample_weights()
-        if weights is None:
-            return {}
-        ids, w = weights
-        pos = self.store.index(ids)
-        relevant = [None if math.isnan(r) else bool(r) for r in self.relevant[pos].tolist()]
-        return weight_quality(w, relevant)
 
     def weight_tables(self, ctx: StepContext) -> dict[str, dict[str, list]]:
         if self.store is None:

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from lit_iwpo.data.records import MAX_REPORTED_ERRORS, DataError
-from lit_iwpo.objectives.context import StepContext
+from lit_iwpo.objectives.context import StepContext, StepInputs
 from lit_iwpo.objectives.weights.base import StoredWeights
 
-if TYPE_CHECKING:
-    from lit_iwpo.objectives.base import StepInputs
 
 
 def _value_problem(row: dict[str, Any], column: str) -> tuple[float | None, str | None]:
@@ -78,13 +76,13 @@ class ColumnWeights(StoredWeights):
                             + "\n  ".join(problems))
         w = torch.tensor(values, dtype=torch.float64)
         if w.sum() <= 0:
-            raise DataError(f"the weight column '{self.column}' of split 'train' ({', '.join(train.sources)}) is "
-                            f"{'1 everywhere, so complement: true' if self.complement else 'zero everywhere'} "
-                            "leaves no pair to train on")
+            raise DataError(f"the weight column '{self.column}' of split 'train' ({', '.join(train.sources)}) gives "
+                            f"every pair weight 0{' (complement: true of a column that is 1 everywhere)' if self.complement else ''}: "
+                            "nothing would train")
         if self.normalize:
             w = w / w.mean()
         self.store.set_weights(None, w.float(), step=0)
 
-    def train_weights(self, inputs: "StepInputs", losses: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    def train_weights(self, inputs: StepInputs, losses: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         w = self.store.lookup(inputs.batch.ids)
         return w, self.batch_metrics(w, inputs)

@@ -9,7 +9,7 @@ pairs an estimate covers is a pool strategy: :class:`BatchPool` (the paper's Alg
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional, Protocol
 
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
@@ -17,14 +17,18 @@ from torch import Tensor
 
 from lit_iwpo.models.logprobs import LogProbs
 from lit_iwpo.models.scoring import ForwardRequest
-from lit_iwpo.objectives.context import StepContext
+from lit_iwpo.objectives.context import StepContext, StepInputs
 from lit_iwpo.objectives.weights.base import StoredWeights
 from lit_iwpo.weighting.density_ratio import KMM, DensityRatioEstimator
 from lit_iwpo.weighting.importance import WeightEstimationError, estimate_weights
 from lit_iwpo.weighting.transforms import transform_dim
 
-if TYPE_CHECKING:
-    from lit_iwpo.objectives.base import PreferenceObjective, StepInputs
+
+
+class PairTransform(Protocol):
+    """A pairwise loss that can map a batch into IW-DPO's transformed space (``DPO.pair_transform``)."""
+
+    def pair_transform(self, kind: str, policy: LogProbs, reference: LogProbs) -> Tensor: ...
 
 
 class Pool(ABC):
@@ -152,7 +156,7 @@ class DensityRatioWeights(StoredWeights):
         self._seeded = False
         self.n_val = 0
         self.fallbacks = 0
-        self.objective: "PreferenceObjective | None" = None
+        self.objective: PairTransform | None = None
         self._val_reference: Tensor | None = None  # [N_v, 2] reference log-probs of D_v (chosen, rejected)
         self._last_val: tuple[int, Tensor] | None = None  # (step, D_v transforms) of the latest refresh
 
@@ -161,7 +165,7 @@ class DensityRatioWeights(StoredWeights):
     def refresh_required(self) -> bool:
         return self.pool.refreshes
 
-    def bind(self, objective: "PreferenceObjective") -> None:
+    def bind(self, objective: Any) -> None:
         if not hasattr(objective, "pair_transform"):
             raise ValueError(f"density-ratio weights need a pairwise (DPO-family) loss, not {type(objective).__name__}")
         self.objective = objective
@@ -246,7 +250,7 @@ class DensityRatioWeights(StoredWeights):
         rank_zero_warn(f"IW-DPO: weight estimation failed ({reason}); using uniform weights "
                       f"(fallback #{self.fallbacks})")
 
-    def train_weights(self, inputs: "StepInputs", losses: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    def train_weights(self, inputs: StepInputs, losses: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         ctx, batch = inputs.ctx, inputs.batch
         step = ctx.step
         # the paper computes Z_tr in eval mode; without active dropout the training forward gives the same numbers

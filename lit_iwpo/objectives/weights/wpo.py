@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from torch import Tensor
 
 from lit_iwpo.losses.wpo import wpo_pair_weights, wpo_sequence_log_weights
 from lit_iwpo.models.scoring import ForwardRequest
+from lit_iwpo.objectives.context import StepInputs
 from lit_iwpo.objectives.weights.base import StoredWeights
 
-if TYPE_CHECKING:
-    from lit_iwpo.objectives.base import StepInputs
 
 
 class WPOWeights(StoredWeights):
@@ -20,7 +17,7 @@ class WPOWeights(StoredWeights):
 
     request = ForwardRequest(reference="none", logits=True)
 
-    def train_weights(self, inputs: "StepInputs", losses: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    def train_weights(self, inputs: StepInputs, losses: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         pol = inputs.policy
         w = wpo_pair_weights(wpo_sequence_log_weights(pol.token_logps, pol.logits, pol.mask))
         self.record(inputs, w)
