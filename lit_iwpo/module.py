@@ -83,7 +83,8 @@ class ModuleContext:
 
     @property
     def _datamodule(self):
-        return self._module.trainer.datamodule
+        trainer = self._module._trainer
+        return trainer.datamodule if trainer is not None else None
 
     @property
     def eval_batch_size(self) -> int:
@@ -102,7 +103,7 @@ class ModuleContext:
 
     def split(self, name: str):
         dm = self._datamodule
-        return dm.load_split(name) if dm.has_split(name) else None
+        return dm.load_split(name) if dm is not None and dm.has_split(name) else None
 
     def batch(self, split: str, rows: Sequence[int]) -> PreferenceBatch:
         return self._to_device(self._datamodule.pair_batch(split, list(rows)))
