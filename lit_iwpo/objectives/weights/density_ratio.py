@@ -141,7 +141,7 @@ class DensityRatioWeights(StoredWeights):
         if on_failure not in ("uniform", "raise"):
             raise ValueError(f"objective.on_failure must be 'uniform' or 'raise', got {on_failure!r}")
         if warmup_steps < 0 or val_batch_size < 1:
-            raise ValueError("objective.warmup_steps must be >= 0, objective.val_batch_size and pool_size >= 1")
+            raise ValueError("objective.warmup_steps must be >= 0 and objective.val_batch_size >= 1")
         if max_weight is not None and max_weight <= 0:
             raise ValueError(f"objective.max_weight must be > 0, got {max_weight}")
         self.transform = transform
