@@ -29,8 +29,11 @@ from lit_iwpo.data.scenarios import (
 )
 from lit_iwpo.data.scenarios.adapters.cali import ANSWERS, majority, parse_ratings
 from lit_iwpo.data.scenarios.adapters.shp import base_domain
+from lit_iwpo.data.scenarios.engine import build_shifted
 from lit_iwpo.data.scenarios.judge import FEATURE_FORMS, LORE_MARKERS, SCIFI_VOCAB
+from lit_iwpo.data.scenarios.material import PROMPT_PREFIXES, Material, Topic
 from lit_iwpo.data.scenarios.splits import LABEL, PROMPT, RESPONSE
+from lit_iwpo.data.scenarios.unique import outcomes
 from lit_iwpo.data.scenarios.textfeatures import content_stems, hits, is_refusal, normalise
 from lit_iwpo.data.sources import read_source
 
@@ -136,6 +139,140 @@ def test_topic_pool_is_large_and_varied():
         assert len(m.templates) >= 9
     s = build_scenario("science")
     assert len({r["prompt"] for r in s.train}) > 250  # not a handful of memorisable strings
+
+
+# ---------------------------------------------------------------------------------------------- uniqueness
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+LEAD_INS = sorted({_norm(p) for p in PROMPT_PREFIXES if p.strip()}, key=len, reverse=True)
+
+
+def _body(prompt: str) -> str:
+    """The prompt without its optional lead-in ("Hi! ", "Quick question. ", ...), normalised."""
+    text = _norm(prompt)
+    return next((text[len(p) + 1:] for p in LEAD_INS if text.startswith(p + " ")), text)
+
+
+def _leaks_and_duplicates(s) -> dict[str, int]:
+    """Duplicate pairs (exact and normalised, within and across splits) and D_te prompts seen in D_tr or D_v."""
+    rows = s.train + s.val + s.test
+    exact = Counter((r["prompt"], r["chosen"], r["rejected"]) for r in rows)
+    loose = Counter(tuple(_norm(r[k]) for k in ("prompt", "chosen", "rejected")) for r in rows)
+    seen = s.train + s.val
+    test = [r["prompt"] for r in s.test]
+    return {
+        "duplicate_pairs": sum(n - 1 for n in exact.values()),
+        "duplicate_pairs_normalised": sum(n - 1 for n in loose.values()),
+        "test_prompts_in_train_or_val": len(set(test) & {r["prompt"] for r in seen}),
+        "normalised": len({_norm(p) for p in test} & {_norm(r["prompt"]) for r in seen}),
+        "without_lead_in": len({_body(p) for p in test} & {_body(r["prompt"]) for r in seen}),
+    }
+
+
+# (shift, seed, severity, sizes): each scenario's preset at three seeds, every shift type a-h at two
+# seeds and two severities (0, 0.3, 0.7 and 1 all occur), and one build with large D_v / D_te.
+ISOLATION_GRID = (
+    [(None, seed, None, {}) for seed in (0, 1, 2)]
+    + [(shift, seed, sev, {}) for i, shift in enumerate(sorted(SHIFT_TYPES))
+       for seed, sev in ((i % 3, (0.0, 0.3, 0.7, 1.0)[i % 4]), (3 + i % 2, (0.0, 0.3, 0.7, 1.0)[(i + 2) % 4]))]
+    + [(None, 5, 0.5, {"n_train": 1000, "n_val": 300, "n_test": 600})]
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("holdout", ["paraphrase", "topic"])
+@pytest.mark.parametrize("name", NAMES)
+def test_no_duplicate_pairs_and_no_test_prompt_in_train_or_val(name, holdout):
+    """Every build over seeds, severities, shift types and sizes: exact sizes, all pairs distinct, D_te isolated."""
+    m = MATERIALS[name]
+    for shift, seed, severity, sizes in ISOLATION_GRID:
+        kwargs = dict(seed=seed, shift=shift, severity=severity, holdout=holdout, **sizes)
+        s = build_scenario(name, **kwargs)
+        where = f"{name} {kwargs}"
+        n = {k: sizes.get(f"n_{k}", DEFAULT_SIZES[k]) for k in ("train", "val", "test")}
+        assert {k: len(s.split(k)) for k in n} == n, where
+        sev = m.default_severity if severity is None else severity
+        n_irrelevant = 0 if (shift or m.default_shift) == "a" else round(sev * n["train"])
+        assert sum(not r["relevant"] for r in s.train) == n_irrelevant, where
+        found = _leaks_and_duplicates(s)
+        assert not any(found.values()), (where, found)
+        assert _dump(build_scenario(name, **kwargs)) == _dump(s), where  # deterministic by seed
+
+
+def test_test_split_does_not_depend_on_other_sizes():
+    """D_te is reserved before D_v and D_tr are drawn, so their sizes cannot change it."""
+    base = build_scenario("science", seed=2)
+    other = build_scenario("science", seed=2, n_train=90, n_val=200)
+    assert json.dumps(base.test) == json.dumps(other.test)
+    assert json.dumps(base.val) == json.dumps(build_scenario("science", seed=2, n_train=90).val)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_enumerated_texts_cover_every_rendering(name):
+    """The capacity count enumerates texts via rng.choice paths; sampled renderings must all be in it."""
+    m = MATERIALS[name]
+    for topic in m.topics:
+        for template in m.templates:
+            every = outcomes(lambda rng: m.render_prompt(topic, template, rng))
+            assert {m.render_prompt(topic, template, random.Random(i)) for i in range(12)} <= every
+        for kind in ("dep", "other"):
+            for form in {f for pair in m.contrasts(topic, kind) for f in pair}:
+                every = outcomes(lambda rng: m.response(topic, form, kind, rng))
+                sampled = {m.response(topic, form, kind, random.Random(i)) for i in range(12)}
+                assert sampled <= every and len(every) <= 40, (topic.key, form, kind)
+
+
+class TinyMaterial(Material):
+    """Four topics, one training template and three held-out ones, two case-only variants per response."""
+
+    name = "tiny"
+    domains = ("home", "away")
+    populations = ("users", "others")
+    templates = ("Train me on {x}.", "Held one {x}?", "Held two {x}?", "Held three {x}?")
+    topics = tuple(Topic(f"{d}{i}", d, d, {"x": f"{d} {i}"}) for d in ("home", "away") for i in range(2))
+
+    def contrasts(self, topic, kind):
+        return [("good", "bad")] if kind == "dep" else [("meh", "bad")]
+
+    def rank(self, population, topic, form):
+        return {"good": 2, "meh": 1, "bad": 0}[form]
+
+    def response(self, topic, form, kind, rng):
+        text = rng.choice((f"{form} answer on {topic.key}.", f"{form.upper()} ANSWER ON {topic.key}."))
+        return rng.choice(("", "Well, ")) + text
+
+
+def test_sizes_up_to_the_number_of_distinct_pairs_and_a_clear_error_beyond():
+    """Counted by hand: 4 topics (shift d keeps both domains), 4 distinct lead-ins, and per response form
+    2 openers x 2 variants differing only in case = 2 distinct texts, so 4 (chosen, rejected) per prompt.
+    D_v gets 1 of each topic's 3 held-out templates, D_te 2, D_tr the 1 training template:
+    D_v 4*1*4*4 = 64, D_te 128, D_tr 64 deployment + 64 irrelevant (meh over bad) pairs."""
+    def build(**sizes):
+        kw = dict(n_train=128, n_val=64, n_test=128) | sizes
+        return build_shifted(TinyMaterial(), name="tiny", shift="d", severity=0.5, seed=1, **kw)
+
+    s = build()  # every distinct pair of every split, none twice
+    assert s.meta["max_pairs"] == {"train_relevant": 64, "train_irrelevant": 64, "val": 64, "test": 128}
+    assert not any(_leaks_and_duplicates(s).values()), _leaks_and_duplicates(s)
+    assert sum(not r["relevant"] for r in s.train) == 64
+    for sizes, split, most in ((dict(n_val=65), "val", 64), (dict(n_test=129), "test", 128),
+                               (dict(n_train=129), "train", 128)):  # fmt: skip
+        with pytest.raises(ValueError, match=rf"tiny: split '{split}' .*\b{most}\b.*n_{split}={most + 1}"):
+            build(**sizes)
+    with pytest.raises(ValueError, match=r"'train' holds at most 64 .*n_train=65"):  # severity 0: no irrelevant part
+        build_shifted(TinyMaterial(), name="tiny", shift="d", severity=0.0, n_train=65, n_val=1, n_test=1)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_oversized_requests_name_the_split_and_its_maximum(name):
+    most = build_scenario(name, shift="a", n_train=10, n_val=2, n_test=2).meta["max_pairs"]
+    with pytest.raises(ValueError, match=rf"{name}: split 'val' .*\b{most['val']}\b"):
+        build_scenario(name, shift="a", n_train=10, n_val=most["val"] + 1, n_test=2)
+    with pytest.raises(ValueError, match=rf"{name}: split 'test' .*\b{most['test']}\b"):
+        build_scenario(name, shift="a", n_train=10, n_val=2, n_test=most["test"] + 1)
+    with pytest.raises(ValueError, match=rf"{name}: split 'train' holds at most {most['train_relevant']} "):
+        build_scenario(name, shift="a", n_train=most["train_relevant"] + 1, n_val=2, n_test=2)
 
 
 # ---------------------------------------------------------------------------------------------- the shifts

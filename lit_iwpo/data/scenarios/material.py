@@ -13,7 +13,12 @@ A :class:`Material` gives each of the paper's three factors a *deployment* state
 Prompts are rendered from paraphrase templates. The last ``N_HELD_OUT`` templates of every
 material are held out: only validation and test prompts use them, so no D_v / D_te prompt string
 equals a D_tr prompt string (the topics and response texts are shared, which is what lets a label
-shift show as "same prompt content, same response pair, flipped choice").
+shift show as "same prompt content, same response pair, flipped choice"). The engine further
+splits each topic's held-out templates between D_v and D_te, so those two never share a prompt.
+
+Random wording (lead-ins, openers, variants) is drawn with ``rng.choice`` only: the engine
+enumerates every text a material can render (:func:`~lit_iwpo.data.scenarios.unique.outcomes`) to
+know how many distinct pairs a split can hold, and refuses any other kind of draw.
 """
 
 from __future__ import annotations

@@ -39,6 +39,9 @@ def build_scenario(
     that scenario's text; ``severity`` is the share of irrelevant training pairs (exact by count);
     sizes default to :data:`DEFAULT_SIZES`. ``holdout`` is ``"paraphrase"`` (D_v/D_te use held-out
     prompt templates) or ``"topic"`` (D_v/D_te use held-out topics).
+
+    Every pair in the result is distinct and no D_te prompt occurs in D_tr or D_v; sizes are exact,
+    and a size beyond the distinct pairs a split can hold raises ValueError naming the maximum.
     """
     material = get_material(name)
     return build_shifted(
