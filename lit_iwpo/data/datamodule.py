@@ -11,11 +11,19 @@ import torch
 from torch.utils.data import DataLoader
 
 from lit_iwpo.data.collate import PreferenceBatch, PromptBatch, collate_pairs, collate_prompts
-from lit_iwpo.data.records import DataError, Source, validate_source
+from lit_iwpo.data.records import (
+    TEXT_FIELDS,
+    DataError,
+    Source,
+    extract_prompts,
+    has_implicit_prompt,
+    validate_source,
+)
 from lit_iwpo.data.sampler import ResumableDataLoader, ResumableSampler, TrainSampler
 from lit_iwpo.data.sources import read_source, rename_columns
 from lit_iwpo.dist import rank_world
 from lit_iwpo.data.tokenize import PairTokenizer, TokenizedPair
+from lit_iwpo.errors import ConfigError
 
 SourceSpec = Optional[Union[str, list[str]]]
 SPLITS = ("train", "val", "test", "predict")
@@ -51,6 +59,13 @@ class SplitData:
         return {sid: i for i, sid in enumerate(self.ids)}
 
 
+def _private_generator() -> torch.Generator:
+    """A loader's own generator. Creating an iterator of a loader without one draws its worker seed from the
+    global RNG, so every evaluation would shift the training run's dropout stream, and a resumed run (where
+    Lightning re-creates the validation iterator) would not match one trained straight through."""
+    return torch.Generator().manual_seed(0)
+
+
 def _merge(sources: list[Source], ids_per_source: list[list[str]]
            ) -> tuple[list[dict], list[str], list[tuple[str, int]]]:
     """Union of several sources (e.g. D_tr ∪ D_v); ids stay unique (content ids get a #k suffix)."""
@@ -73,8 +88,23 @@ def _merge(sources: list[Source], ids_per_source: list[list[str]]
 class PreferenceDataModule(L.LightningDataModule):
     """Preference pairs from local files or Hugging Face datasets (TRL columns ``prompt``/``chosen``/``rejected``).
 
+    Each field is text or a list of chat messages (``{"role": ..., "content": ...}``). Other column names
+    are mapped with ``column_map``; a source lacking a needed column altogether fails with one message
+    that lists the columns found and suggests a map (``question``/``good``/``bad`` ->
+    ``--data.column_map '{prompt: question, chosen: good, rejected: bad}'``).
+
+    Implicit prompt (TRL): a source with no ``prompt`` column (and none mapped, and no column that looks
+    like one, e.g. ``question``) whose ``chosen``/``rejected`` hold whole conversations is split as TRL's
+    ``maybe_extract_prompt`` does: their longest common prefix is the prompt, the remainders the responses.
+    Message lists share whole messages (``[user, assistant A]`` / ``[user, assistant B]`` -> prompt
+    ``[user]``); text shares characters, and a space just before the split stays with the responses
+    (``"Q: sky? A: blue"`` / ``"Q: sky? A: green"`` -> ``"Q: sky? A:"``, ``" blue"``, ``" green"``).
+    A row whose chosen and rejected share no beginning, or where one is the beginning of the other, is
+    an error naming the file and row. The converted rows are validated and tokenized like explicit ones.
+
     Args:
-        train: Training source(s): a ``.jsonl``/``.json``/``.parquet`` path or ``hf:NAME[:SPLIT][@CONFIG]``;
+        train: Training source(s): a ``.jsonl``/``.json``/``.parquet`` path, ``hf:NAME[:SPLIT][@CONFIG]``
+            (NAME may be a local dataset folder, ``hf:/abs/path/to/folder``) or ``scenario:NAME:SPLIT``;
             a list is their union (e.g. ``[d_tr.jsonl, d_v.jsonl]`` for DPO on D_tr ∪ D_v).
         val: Validation source(s). For importance-weighted methods this is D_v, the small sample of the
             deployment distribution.
@@ -92,7 +122,8 @@ class PreferenceDataModule(L.LightningDataModule):
         num_workers: DataLoader worker processes (tokenisation happens once up front, so 0 is usually fine).
         shuffle: Shuffle training pairs each epoch (permutation seeded by ``seed + epoch``).
         seed: Seed of the training order.
-        column_map: Rename dataset columns onto prompt/chosen/rejected, e.g. ``{prompt: question}``.
+        column_map: Rename dataset columns onto prompt/chosen/rejected, e.g. ``{prompt: question}`` (keys
+            must be prompt/chosen/rejected; each named column must exist in the source).
         pad_to_multiple_of: Pad batch widths to a multiple of this (stable shapes are faster).
         sampler: The training order (``class_path`` of a ``lit_iwpo.data.sampler.TrainSampler``); null: the
             resumable epoch-seeded shuffle, ``ResumableSampler``. It is bound to the training split with this
@@ -122,9 +153,9 @@ class PreferenceDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         if batch_size < 1:
-            raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
+            raise ConfigError(f"data.batch_size must be >= 1, got {batch_size}")
         if train_on not in TRAIN_ON:
-            raise ValueError(f"data.train_on must be one of {TRAIN_ON}, got {train_on!r}")
+            raise ConfigError(f"data.train_on must be one of {TRAIN_ON}, got {train_on!r}")
         self.sources = {"train": train, "val": val, "test": test, "predict": predict}
         self.train_on = train_on
         self.tokenizer_name = tokenizer
@@ -186,15 +217,20 @@ class PreferenceDataModule(L.LightningDataModule):
         specs = self._source_list(split)
         if not specs:
             raise DataError(f"no '{split}' data configured: set data.{split} to a file or hf:NAME")
-        sources = [rename_columns(read_source(s), self.column_map) for s in specs]
+        sources = []
+        for spec in specs:
+            src = rename_columns(read_source(spec), self.column_map)
+            if has_implicit_prompt(src, self.column_map):  # TRL's implicit prompt: no prompt column
+                src = extract_prompts(src, split)
+            sources.append(src)
         # predict may read prompt-only files: then only the prompt is checked and tokenized
         prompt_only = split == "predict" and not all(
             "chosen" in row and "rejected" in row for src in sources for row in src.rows if isinstance(row, dict))
+        fields = ("prompt",) if prompt_only else TEXT_FIELDS
+        ids = [validate_source(src, split, fields=fields, column_map=self.column_map) for src in sources]
         if prompt_only:
-            ids = [validate_source(src, split, fields=("prompt",)) for src in sources]
             pairs, prompts = [], [p for src in sources for p in self.pair_tokenizer.prompts(src)]
         else:
-            ids = [validate_source(src, split) for src in sources]
             pairs, prompts = [p for src in sources for p in self.pair_tokenizer(src, split)], []
         rows, merged_ids, locations = _merge(sources, ids)
         self.splits[split] = SplitData(split, rows, merged_ids, pairs, [s.name for s in sources], prompts, locations)
@@ -250,6 +286,7 @@ class PreferenceDataModule(L.LightningDataModule):
             collate_fn=partial(collate_pairs, pad_id=self.tokenizer.pad_token_id, split=split,
                                pad_to_multiple_of=self.pad_to_multiple_of),
             num_workers=self.num_workers,
+            generator=_private_generator(),
         )
 
     def pair_batch(self, split: str, indices: list[int]) -> PreferenceBatch:
@@ -270,6 +307,7 @@ class PreferenceDataModule(L.LightningDataModule):
             shuffle=False,
             collate_fn=partial(collate_prompts, pad_id=self.tokenizer.pad_token_id, split=split,
                                pad_to_multiple_of=self.pad_to_multiple_of),
+            generator=_private_generator(),
         )
 
     def val_dataloader(self) -> DataLoader | list:

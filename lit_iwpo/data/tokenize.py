@@ -7,7 +7,7 @@ from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
-from lit_iwpo.data.records import DataError, Source
+from lit_iwpo.data.records import DataError, RowError, Source
 
 
 @dataclass
@@ -93,7 +93,9 @@ class PairTokenizer:
         for fld in ("chosen", "rejected"):
             full = self._template(msgs + _as_messages(row[fld], "assistant"), add_generation_prompt=False)
             if not full.startswith(prompt):
-                raise DataError(f"field '{fld}': the chat template does not extend the prompt's rendering")
+                raise RowError(fld, "the chat template's rendering of prompt + response does not begin with its "
+                                    "rendering of the prompt alone; set data.apply_chat_template: false or use a "
+                                    "tokenizer whose template does")
             # the template ends a turn with "<|im_end|>\n"; the newline after end-of-turn is never generated
             out.append(full[len(prompt):].rstrip("\n"))
         return prompt, out[0], out[1]
@@ -127,6 +129,8 @@ class PairTokenizer:
         for i, row in enumerate(src.rows):
             try:
                 rendered.append(self.render(row))
+            except RowError as err:
+                raise DataError(f"{src.where(i, err.field)}: {err.problem}") from None
             except DataError as err:
                 raise DataError(f"{src.where(i)}: {err}") from None
         prompts = self._ids([r[0] for r in rendered])
