@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from lit_iwpo.data import PreferenceDataModule
+from lit_iwpo.errors import ConfigError
 from lit_iwpo.models import LoraSpec, load_causal_lm, response_logps
 from lit_iwpo.models.scoring import ForwardRequest
 from lit_iwpo.module import PreferenceModule
@@ -173,9 +174,9 @@ def test_local_folder_loads_same_model(tmp_path):
     again = load_causal_lm(str(tmp_path / "m"))
     x = torch.tensor([[5, 6, 7, 8]])
     assert torch.equal(model(x).logits, again(x).logits)
-    with pytest.raises(FileNotFoundError, match="no config.json"):
+    with pytest.raises(ConfigError, match="model.name_or_path: .* no config.json"):
         load_causal_lm(str(tmp_path))
-    with pytest.raises(FileNotFoundError, match="GGUF file not found"):
+    with pytest.raises(ConfigError, match="model.name_or_path: GGUF file not found"):
         load_causal_lm(str(tmp_path / "x.gguf"))
 
 

@@ -15,6 +15,7 @@ from lit_iwpo.data.tokenize import prompt_text
 from lit_iwpo.eval.judges import Judge, OracleJudge, judge_both_orders
 from lit_iwpo.eval.metrics import weight_quality, win_rate
 from lit_iwpo.models.generation import generate_texts
+from lit_iwpo.progress import phase, progress
 
 
 def _gather(obj: list) -> list:
@@ -100,13 +101,15 @@ class DeploymentEval(L.Callback):
             return {}
         records = []
         # the first max_prompts rows, then sharded: the same prompts on any number of processes
-        for batch in dm.prompt_dataloader("test", limit=self.max_prompts):
-            batch = trainer.strategy.batch_to_device(batch)
-            ours = pl_module.generate(batch)
-            theirs = self._baseline_generate(pl_module, batch)
-            outcomes = judge_both_orders(judge, batch.rows, ours, theirs)
-            records += [{"id": sid, "prompt": prompt_text(row), "policy": a, "baseline": b, "outcome": o}
-                        for sid, row, a, b, o in zip(batch.ids, batch.rows, ours, theirs, outcomes)]
+        loader = dm.prompt_dataloader("test", limit=self.max_prompts)
+        with phase(trainer, "win_rate"):
+            for batch in progress(loader, desc="win rate: generate + judge", trainer=trainer):
+                batch = trainer.strategy.batch_to_device(batch)
+                ours = pl_module.generate(batch)
+                theirs = self._baseline_generate(pl_module, batch)
+                outcomes = judge_both_orders(judge, batch.rows, ours, theirs)
+                records += [{"id": sid, "prompt": prompt_text(row), "policy": a, "baseline": b, "outcome": o}
+                            for sid, row, a, b, o in zip(batch.ids, batch.rows, ours, theirs, outcomes)]
         records = sorted(_gather(records), key=lambda r: positions[r["id"]])
         stats = win_rate([r["outcome"] for r in records])
         if trainer.is_global_zero:

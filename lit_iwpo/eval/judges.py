@@ -17,6 +17,7 @@ from typing import Any, Optional, Sequence
 import torch
 
 from lit_iwpo.data.tokenize import prompt_text
+from lit_iwpo.errors import ConfigError
 
 
 class Judge(ABC):
@@ -62,7 +63,7 @@ class OracleJudge(Judge):
 
         name = self.scenario or row.get("scenario")
         if not name:
-            raise ValueError("OracleJudge needs rows from an embedded scenario (a 'scenario' field) or eval.judge.scenario")
+            raise ConfigError("OracleJudge needs rows from an embedded scenario (a 'scenario' field) or eval.judge.scenario")
         return get_judge(name)
 
     def compare_batch(self, rows, a, b) -> list[float]:

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lit_iwpo.errors import ConfigError
+
 LOSS_TYPES = ("sigmoid", "ipo")
 
 
@@ -27,13 +29,13 @@ def dpo_logit_gap(
 def check_dpo_settings(beta: float, loss_type: str, label_smoothing: float, prefix: str = "") -> None:
     """Raise ValueError for settings :func:`dpo_loss` rejects (``prefix`` names the config group)."""
     if loss_type not in LOSS_TYPES:
-        raise ValueError(f"{prefix}loss_type must be one of {LOSS_TYPES}, got {loss_type!r}")
+        raise ConfigError(f"{prefix}loss_type must be one of {LOSS_TYPES}, got {loss_type!r}")
     if beta <= 0:
-        raise ValueError(f"{prefix}beta must be > 0, got {beta}")
+        raise ConfigError(f"{prefix}beta must be > 0, got {beta}")
     if not 0.0 <= label_smoothing < 0.5:
-        raise ValueError(f"{prefix}label_smoothing must be in [0, 0.5), got {label_smoothing}")
+        raise ConfigError(f"{prefix}label_smoothing must be in [0, 0.5), got {label_smoothing}")
     if loss_type == "ipo" and label_smoothing:
-        raise ValueError(f"{prefix}label_smoothing (cDPO) applies to loss_type 'sigmoid' only; set it to 0 for IPO")
+        raise ConfigError(f"{prefix}label_smoothing (cDPO) applies to loss_type 'sigmoid' only; set it to 0 for IPO")
 
 
 def dpo_loss(

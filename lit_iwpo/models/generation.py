@@ -10,18 +10,21 @@ from torch import Tensor, nn
 
 @dataclass
 class GenerationSpec:
-    """Decoding settings for ``predict`` and win-rate evaluation."""
+    """Decoding settings for ``predict``, ``generate`` and the win-rate evaluation.
+
+    Args:
+        max_new_tokens: Tokens generated per prompt at most.
+        do_sample: Sample (true) or decode greedily (false: deterministic).
+        temperature: Sampling temperature (with do_sample).
+        top_p: Nucleus sampling mass (with do_sample).
+        seed: Seed of the sampling RNG, so generations are reproducible.
+    """
 
     max_new_tokens: int = 64
-    """Tokens generated per prompt at most."""
     do_sample: bool = False
-    """Sample (True) or decode greedily (False, deterministic)."""
     temperature: float = 1.0
-    """Sampling temperature (with do_sample)."""
     top_p: float = 1.0
-    """Nucleus sampling mass (with do_sample)."""
     seed: int = 0
-    """Seed of the sampling RNG, so generations are reproducible."""
 
 
 @torch.no_grad()

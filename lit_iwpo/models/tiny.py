@@ -11,6 +11,8 @@ import torch
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from lit_iwpo.errors import ConfigError
+
 SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 CHATML_TEMPLATE = (
     "{% for message in messages %}"
@@ -56,7 +58,7 @@ def tiny_llama(name: str = "tiny-llama", seed: int = 0, **overrides) -> LlamaFor
     shifts the random stream of the training run around it.
     """
     if name not in TINY_MODELS:
-        raise ValueError(f"unknown tiny model {name!r}; choose one of {sorted(TINY_MODELS)}")
+        raise ConfigError(f"unknown tiny model {name!r}; choose one of {sorted(TINY_MODELS)}")
     tok = byte_tokenizer()
     cfg = LlamaConfig(
         vocab_size=len(tok),

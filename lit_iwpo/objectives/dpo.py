@@ -6,6 +6,7 @@ from typing import Optional
 
 from torch import Tensor
 
+from lit_iwpo.errors import ConfigError
 from lit_iwpo.losses import dpo_loss, sft_loss
 from lit_iwpo.losses.dpo import check_dpo_settings
 from lit_iwpo.models.logprobs import LogProbs
@@ -21,7 +22,7 @@ def _weights(weights: Optional[WeightSource], weight_column: Optional[str]) -> O
     if weight_column is None:
         return weights
     if weights is not None:
-        raise ValueError("set objective.weights or objective.weight_column, not both")
+        raise ConfigError("set objective.weights or objective.weight_column, not both")
     return ColumnWeights(weight_column)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from lit_iwpo.errors import ConfigError
 from lit_iwpo.objectives.dpo import DPO
 from lit_iwpo.objectives.weights.density_ratio import BatchPool, DensityRatioWeights, RecentPool, RefreshPool
 from lit_iwpo.weighting.density_ratio import DensityRatioEstimator
@@ -68,10 +69,10 @@ class IWDPO(DPO):
         length_normalize: bool = False,
     ) -> None:
         if pool not in POOLS:
-            raise ValueError(f"objective.pool must be one of {POOLS}, got {pool!r}")
+            raise ConfigError(f"objective.pool must be one of {POOLS}, got {pool!r}")
         strategy = {"batch": BatchPool, "refresh": RefreshPool}.get(pool) or (lambda: RecentPool(pool_size))
         if pool_size < 1:
-            raise ValueError(f"objective.pool_size must be >= 1, got {pool_size}")
+            raise ConfigError(f"objective.pool_size must be >= 1, got {pool_size}")
         weights = DensityRatioWeights(transform=transform, estimator=estimator, pool=strategy(),
                                       warmup_steps=warmup_steps, val_batch_size=val_batch_size,
                                       max_weight=max_weight, on_failure=on_failure, seed=seed)

@@ -16,6 +16,8 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import Tensor
 
+from lit_iwpo.errors import ConfigError
+
 __all__ = [
     "DensityRatioEstimator", "KMM", "KLIEP", "RuLSIF", "effective_sample_size", "normalize_mean_one",
     "pairwise_sq_dists", "gaussian_kernel", "sigma_to_gamma", "median_heuristic", "diw_gamma",
@@ -107,9 +109,9 @@ def _parse_width(width, allowed: Sequence[str]) -> Union[str, float]:
         try:  # a number that arrived as text from the command line
             width = float(width)
         except ValueError:
-            raise ValueError(f"width must be one of {list(allowed)} or a positive float, got {width!r}") from None
+            raise ConfigError(f"width must be one of {list(allowed)} or a positive float, got {width!r}") from None
     if not isinstance(width, str) and not (0 < float(width) < math.inf):
-        raise ValueError(f"a fixed width (sigma) must be a positive finite float, got {width!r}")
+        raise ConfigError(f"a fixed width (sigma) must be a positive finite float, got {width!r}")
     return width if isinstance(width, str) else float(width)
 
 
@@ -277,9 +279,9 @@ class KMM(DensityRatioEstimator):
     ) -> None:
         super().__init__()
         if not bound > 0:
-            raise ValueError(f"bound must be positive, got {bound}")
+            raise ConfigError(f"bound must be positive, got {bound}")
         if eps is not None and not eps >= 0:
-            raise ValueError(f"eps must be non-negative or None, got {eps}")
+            raise ConfigError(f"eps must be non-negative or None, got {eps}")
         self.width = _parse_width(width, ("median", "diw"))
         self.bound, self.eps, self.tol = float(bound), eps, float(tol)
         self.max_iter, self.max_train = int(max_iter), int(max_train)
@@ -287,7 +289,7 @@ class KMM(DensityRatioEstimator):
     def _fit_predict(self, ztr: Tensor, zv: Tensor) -> Tensor:
         n = ztr.shape[0]
         if n > self.max_train:
-            raise ValueError(
+            raise ConfigError(
                 f"KMM: {n} training points exceed max_train={self.max_train}; KMM needs an n_tr x n_tr "
                 f"float64 kernel ({n * n * 8 / 2**30:.1f} GiB here, 80 GB for 100k points) and O(n^2) "
                 "work per iteration. Use RuLSIF or KLIEP (linear in n), subsample the training set, "
@@ -299,7 +301,7 @@ class KMM(DensityRatioEstimator):
         eps = (math.sqrt(n) - 1.0) / math.sqrt(n) if self.eps is None else float(self.eps)
         lo, hi = max(n * (1.0 - eps), 0.0), n * (1.0 + eps)
         if self.bound * n < lo:
-            raise ValueError(f"KMM: infeasible: n_tr * bound = {self.bound * n} < n_tr * (1 - eps) = {lo}; "
+            raise ConfigError(f"KMM: infeasible: n_tr * bound = {self.bound * n} < n_tr * (1 - eps) = {lo}; "
                              "increase bound or eps")
         step = 1.0 / _largest_eigenvalue(k)
         x = _project_box_slab(torch.ones_like(kappa), self.bound, lo, hi)
@@ -407,9 +409,9 @@ class KLIEP(DensityRatioEstimator):
         self.width = _parse_width(width, ("cv", "median", "diw"))
         if self.width == "cv":
             if n_folds < 2:
-                raise ValueError(f"n_folds must be >= 2 for width='cv', got {n_folds}")
+                raise ConfigError(f"n_folds must be >= 2 for width='cv', got {n_folds}")
             if not sigma_grid or min(sigma_grid) <= 0:
-                raise ValueError(f"sigma_grid must be non-empty and positive, got {sigma_grid}")
+                raise ConfigError(f"sigma_grid must be non-empty and positive, got {sigma_grid}")
             self.min_val = max(type(self).min_val, int(n_folds))
         self.sigma_grid = tuple(float(s) for s in sigma_grid)
         self.n_folds, self.n_centers, self.tol, self.seed = int(n_folds), int(n_centers), float(tol), int(seed)
@@ -434,7 +436,7 @@ class KLIEP(DensityRatioEstimator):
         phi_tr = gaussian_kernel(ztr, centers, gamma)
         alpha = kliep_alpha(gaussian_kernel(zv, centers, gamma), phi_tr.mean(0), self.tol)
         if alpha is None:
-            raise ValueError("KLIEP: no training point is within reach of any kernel centre; use a larger width")
+            raise ConfigError("KLIEP: no training point is within reach of any kernel centre; use a larger width")
         self.last_params = {"gamma": gamma, "cv_scores": scores}
         return phi_tr @ alpha
 
@@ -534,13 +536,13 @@ class RuLSIF(DensityRatioEstimator):
     ) -> None:
         super().__init__()
         if not 0.0 <= alpha < 1.0:
-            raise ValueError(f"alpha must be in [0, 1), got {alpha}")
+            raise ConfigError(f"alpha must be in [0, 1), got {alpha}")
         if sigma is not None and not sigma > 0:
-            raise ValueError(f"sigma must be positive or None, got {sigma}")
+            raise ConfigError(f"sigma must be positive or None, got {sigma}")
         if lambda_ is not None and not lambda_ > 0:
-            raise ValueError(f"lambda_ must be positive or None, got {lambda_}")
+            raise ConfigError(f"lambda_ must be positive or None, got {lambda_}")
         if not sigma_grid or min(sigma_grid) <= 0 or not lambda_grid or min(lambda_grid) <= 0:
-            raise ValueError("sigma_grid and lambda_grid must be non-empty and positive")
+            raise ConfigError("sigma_grid and lambda_grid must be non-empty and positive")
         self.alpha, self.sigma, self.lambda_ = float(alpha), sigma, lambda_
         self.sigma_grid = tuple(float(s) for s in sigma_grid)
         self.lambda_grid = tuple(float(v) for v in lambda_grid)
@@ -558,7 +560,7 @@ class RuLSIF(DensityRatioEstimator):
         best, best_score = (sigmas[0], lambdas[0]), math.inf
         if len(sigmas) * len(lambdas) > 1:
             if ztr.shape[0] < 2:
-                raise ValueError("RuLSIF: leave-one-out CV needs >= 2 training points; pass sigma and lambda_")
+                raise ConfigError("RuLSIF: leave-one-out CV needs >= 2 training points; pass sigma and lambda_")
             # Held-out pairs are the first min(n_tr, n_v) rows, so shuffle: inputs may be sorted.
             ztr_cv = ztr[torch.randperm(ztr.shape[0], generator=gen).to(ztr.device)]
             zv_cv = zv[torch.randperm(zv.shape[0], generator=gen).to(zv.device)]

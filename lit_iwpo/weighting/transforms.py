@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from lit_iwpo.errors import ConfigError
 from lit_iwpo.losses import dpo_loss, implicit_reward
 
 TRANSFORMS = ("loss", "reward")
@@ -32,5 +33,5 @@ def loss_transform(policy_chosen: Tensor, policy_rejected: Tensor, reference_cho
 
 def transform_dim(name: str) -> int:
     if name not in TRANSFORMS:
-        raise ValueError(f"transform must be one of {TRANSFORMS}, got {name!r}")
+        raise ConfigError(f"transform must be one of {TRANSFORMS}, got {name!r}")
     return 2 if name == "reward" else 1

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from lit_iwpo.data.records import MAX_REPORTED_ERRORS, DataError
+from lit_iwpo.errors import ConfigError
 from lit_iwpo.objectives.context import StepContext, StepInputs
 from lit_iwpo.objectives.weights.base import StoredWeights
 
@@ -47,7 +48,7 @@ class ColumnWeights(StoredWeights):
     def __init__(self, column: str, normalize: bool = True, complement: bool = False) -> None:
         super().__init__()
         if not column:
-            raise ValueError("ColumnWeights needs the name of a column")
+            raise ConfigError("ColumnWeights needs the name of a column")
         self.column = column
         self.normalize = normalize
         self.complement = complement
