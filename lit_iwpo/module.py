@@ -11,7 +11,6 @@ method-specific lives in the objective.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import random
 from contextlib import nullcontext
@@ -28,6 +27,7 @@ from lit_iwpo.callbacks.iw_refresh import ImportanceWeightRefresh
 from lit_iwpo.data.collate import PreferenceBatch, PromptBatch
 from lit_iwpo.data.tokenize import prompt_text
 from lit_iwpo.dist import broadcast_object, compute_once, gather_rows, rank_world
+from lit_iwpo.errors import ConfigError
 from lit_iwpo.metrics import StageMetrics, preference_values
 from lit_iwpo.models import (
     EMBEDDED_ALIAS,
@@ -45,6 +45,8 @@ from lit_iwpo.models.refcache import cache_path, compute_reference_logps, load_o
 from lit_iwpo.models.scoring import ForwardRequest, Scorer
 from lit_iwpo.objectives import DPO, Objective, ObjectiveOutput, StepInputs
 from lit_iwpo.objectives.weights import Refreshable
+from lit_iwpo.progress import phase, progress
+from lit_iwpo.resume import epoch_closed, reopen_closed_epoch
 
 T = TypeVar("T")
 
@@ -160,12 +162,12 @@ class PreferenceModule(L.LightningModule):
     ) -> None:
         super().__init__()
         if lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"model.lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
+            raise ConfigError(f"model.lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
         # jsonargparse's lazy default instance runs its __init__ at the first method call: run it now, so that
         # attributes and properties (request, beta) are those of a constructed objective
         objective.weight_sources()
         if precompute_ref_logps and objective.request.reference == "token":
-            raise ValueError(
+            raise ConfigError(
                 f"model.precompute_ref_logps caches sequence log-probs only, but {type(objective).__name__} needs "
                 "token-level reference log-probs: set model.precompute_ref_logps: false"
             )
@@ -226,7 +228,7 @@ class PreferenceModule(L.LightningModule):
     def setup(self, stage: str) -> None:
         trainer = self._trainer
         if rank_world(self)[1] > 1 and trainer._accelerator_connector.use_distributed_sampler:
-            raise ValueError(
+            raise ConfigError(
                 "lit_iwpo's data loaders shard themselves across processes: set trainer.use_distributed_sampler: false"
             )
         # every stage, before a checkpoint is restored: restored state lands on what setup builds, and a
@@ -236,7 +238,7 @@ class PreferenceModule(L.LightningModule):
         if stage == "fit" and not any(isinstance(cb, ImportanceWeightRefresh) for cb in trainer.callbacks):
             for source in self.objective.weight_sources():
                 if isinstance(source, Refreshable) and source.refresh_required:
-                    raise ValueError(f"{type(source).__name__} with a refresh pool (objective.pool: refresh) needs "
+                    raise ConfigError(f"{type(source).__name__} with a refresh pool (objective.pool: refresh) needs "
                                      "the ImportanceWeightRefresh callback in trainer.callbacks")
 
     def on_fit_start(self) -> None:
@@ -262,11 +264,14 @@ class PreferenceModule(L.LightningModule):
             path = cache_path(cache_dir, data, dm.tokenizer, model_fp, str(self.trainer.precision))
 
             def compute(split: str = split, n: int = len(data)) -> Tensor:
-                batches = (self.trainer.strategy.batch_to_device(b) for b in dm.pair_dataloader(split, shard=False))
+                loader = dm.pair_dataloader(split, shard=False)
+                batches = (self.trainer.strategy.batch_to_device(b)
+                           for b in progress(loader, desc=f"reference log-probs ({split})", trainer=self.trainer))
                 return compute_reference_logps(batches, n, lambda b: scorer.score(b, "reference", use_cache=False).logps)
 
-            scorer.ref_cache[split] = load_or_compute(path, data, compute, is_main=self.trainer.is_global_zero,
-                                                      barrier=self.trainer.strategy.barrier)
+            with phase(self.trainer, "reference_logps"):
+                scorer.ref_cache[split] = load_or_compute(path, data, compute, is_main=self.trainer.is_global_zero,
+                                                          barrier=self.trainer.strategy.barrier)
 
     # ------------------------------------------------------------------ steps
     def _step(self, batch: PreferenceBatch, stage: str) -> ObjectiveOutput:
@@ -335,7 +340,7 @@ class PreferenceModule(L.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         params = [p for p in self.parameters() if p.requires_grad]
         if not params:
-            raise ValueError("no trainable parameters: check model.lora.target_modules")
+            raise ConfigError("no trainable parameters: check model.lora.target_modules")
         opt = torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warm, kind = self.hparams.warmup_steps, self.hparams.lr_schedule
@@ -359,6 +364,8 @@ class PreferenceModule(L.LightningModule):
         return keys | {f"objective_parts.{k}" for k in self.objective_parts.state_dict()}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if epoch_closed(checkpoint):
+            reopen_closed_epoch(checkpoint)  # end-of-run checkpoints resume exactly (lit_iwpo.resume)
         keep = self.trainable_state_keys()
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
         rng = {
@@ -392,33 +399,40 @@ class PreferenceModule(L.LightningModule):
 
     # ------------------------------------------------------------- artefacts
     def save_hf(self, out_dir: str | Path) -> Path:
-        """Save the trained adapter (LoRA) or model (full fine-tuning) + tokenizer in Hugging Face format.
+        """Save the trained adapter (LoRA) or model (full fine-tuning) + tokenizer as a portable export.
 
-        The objective's trainable parts, if any, go to ``objective_parts.safetensors``. A LoRA adapter records
-        where its base lives. Where that base exists nowhere on disk (tiny random
-        models, or a base with ``init_adapter`` merged into it) it is saved under ``base/`` next to the
-        adapter, so the folder loads with peft alone and reproduces the trained policy.
+        The folder loads from wherever it is copied to (see :mod:`lit_iwpo.models.trained`, and
+        :func:`~lit_iwpo.models.trained.load_trained` for lit_iwpo's loader). A LoRA export holds the trained
+        ("default") adapter only, not the frozen named adapters an objective may load. Where its base exists
+        nowhere else (tiny random models, or a base with ``init_adapter`` merged into it) the base is saved in
+        the same folder, so ``transformers.AutoModelForCausalLM.from_pretrained(folder)`` (peft installed)
+        reproduces the trained policy; otherwise ``base_model_name_or_path`` names the base portably (hub id,
+        lit_iwpo alias, absolute path of a user's model folder). ``lit_iwpo.json`` records the kind, the base and
+        the run's model settings; the objective's trainable parts, if any, go to ``objective_parts.safetensors``.
+        A previous export in ``out_dir`` is replaced; any other non-empty folder is refused.
         """
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        if self.lora is not None:
-            self.policy.save_pretrained(out_dir, selected_adapters=["default"])  # not the frozen named adapters
-        else:
-            self.policy.save_pretrained(out_dir)
-        self.tokenizer.save_pretrained(out_dir)
-        if len(self.objective_parts):
-            from safetensors.torch import save_file
+        from lit_iwpo.models.trained import ExportInfo, export_dir, finish_export, portable_base, save_objective_parts
 
-            save_file({k: v.detach().cpu().contiguous() for k, v in self.objective_parts.state_dict().items()},
-                      out_dir / "objective_parts.safetensors")
-        if self.lora is not None and (self.name_or_path in TINY_MODELS or self.hparams.init_adapter):
-            # the base is a pure function of the config: rebuild it rather than unwrapping the adapter
-            base_dir = out_dir / "base"
-            self._build_base().save_pretrained(base_dir)
-            self.tokenizer.save_pretrained(base_dir)
-            cfg_path = out_dir / "adapter_config.json"
-            cfg = json.loads(cfg_path.read_text())
-            cfg["base_model_name_or_path"] = str(base_dir.resolve())
-            cfg_path.write_text(json.dumps(cfg, indent=2))
+        out_dir = Path(out_dir)
+        lora = self.lora is not None
+        beside = lora and (self.name_or_path in TINY_MODELS or bool(self.hparams.init_adapter))
+        info = ExportInfo(
+            kind="adapter" if lora else "full",
+            base=("." if beside else portable_base(self.name_or_path)) if lora else None,
+            name_or_path=self.name_or_path, init_adapter=self.hparams.init_adapter, seed=self.hparams.seed,
+            dtype=self.hparams.dtype, objective=type(self.objective).__name__,
+            generation=self.generation,
+        )
+        with export_dir(out_dir) as tmp:
+            if beside:
+                # the base is a pure function of the config: rebuild it rather than unwrapping the adapter
+                self._build_base().save_pretrained(tmp)
+            if lora:
+                self.policy.save_pretrained(tmp, selected_adapters=["default"])  # not the frozen named adapters
+            else:
+                self.policy.save_pretrained(tmp)
+            self.tokenizer.save_pretrained(tmp)
+            save_objective_parts(tmp, dict(self.objective_parts.state_dict()))
+            finish_export(tmp, info)
         return out_dir
 

