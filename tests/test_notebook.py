@@ -1,26 +1,64 @@
-"""notebooks/importance_weights.ipynb runs end to end on a tiny IW-DPO run (so it cannot rot)."""
+"""notebooks/importance_weights.ipynb runs end to end on tiny runs (so it cannot rot): an IW-DPO run (tables,
+titled figures, a reward-space plot of same-step transforms only), a DPO run (no weights: a clear message and
+no traceback), the example run shipped in notebooks/example_run/ (the default), and headless through
+`make notebook-run` into a copy inside the run directory."""
 
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
 import pandas as pd
 import pytest
 from nbclient import NotebookClient
+from PIL import Image
 
 from lit_iwpo.cli import cli
 from test_deployment import SMALL
 from test_cli import _config
 
-NOTEBOOK = Path(__file__).parent.parent / "notebooks" / "importance_weights.ipynb"
+REPO = Path(__file__).parent.parent
+NOTEBOOK = REPO / "notebooks" / "importance_weights.ipynb"
+METHOD = "IWDPO transform=reward pool=refresh estimator=RuLSIF"
+FIGURES = ("weights_by_relevance.png", "weights_over_training.png", "reward_space.png")
 
 
-def test_importance_weights_notebook(tmp_path, pref_files, monkeypatch):
+def _stream_outputs(nb) -> list[str]:
+    """The printed text of every code cell, in order; fails on any error output."""
+    outputs = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        assert not errors, errors
+        outputs.append("".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream"))
+    return outputs
+
+
+def _execute(run_dir: Path, cwd: Path, monkeypatch) -> list[str]:
+    monkeypatch.setenv("LIT_IWPO_RUN_DIR", str(run_dir))
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute()
+    return _stream_outputs(nb)
+
+
+@pytest.fixture(scope="module")
+def iw_run(tmp_path_factory) -> Path:
+    """A tiny IW-DPO-R run (refresh pool): 24 training pairs, refreshes at steps 3 and 6, warm-up 2."""
+    from conftest import make_rows, write_jsonl
+
+    tmp_path = tmp_path_factory.mktemp("iw")
+    pref_files = {"train": write_jsonl(tmp_path / "data" / "train.jsonl", make_rows(12)),
+                  "val": write_jsonl(tmp_path / "data" / "val.jsonl", make_rows(4, offset=100)),
+                  "test": write_jsonl(tmp_path / "data" / "test.jsonl", make_rows(6, offset=200))}
     objective = {"class_path": "lit_iwpo.objectives.IWDPO",
                  "init_args": {"transform": "reward", "pool": "refresh", "warmup_steps": 2,
                                "estimator": {"class_path": "lit_iwpo.weighting.RuLSIF"}}}
     cfg = _config(tmp_path, pref_files, **{
         "model.objective": objective, "model.lr": 5e-3, "trainer.max_steps": 6,
+        "trainer.enable_checkpointing": False, "artifacts.save_hf": False,
         "trainer.callbacks": [{"class_path": "lit_iwpo.callbacks.ImportanceWeightRefresh",
                                "init_args": {"every_n_steps": 3, "every_n_epochs": None}}],
         "data.train": f"scenario:helpful_harmless:train?{SMALL}",
@@ -29,18 +67,110 @@ def test_importance_weights_notebook(tmp_path, pref_files, monkeypatch):
         "eval.win_rate": False,
     })
     run = cli(["fit", "--config", str(cfg)])
-    run_dir = Path(run.trainer.log_dir)
-    monkeypatch.setenv("LIT_IWPO_RUN_DIR", str(run_dir))
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-    outputs = ["".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
-               for cell in nb.cells if cell.cell_type == "code"]
+    return Path(run.trainer.log_dir)
+
+
+def test_importance_weights_notebook(iw_run, tmp_path, monkeypatch):
+    run_dir = iw_run
+    outputs = _execute(run_dir, tmp_path, monkeypatch)
     assert "refreshes: 2  training pairs: 24  estimated: 24" in outputs[0]  # the refresh pool weighs every pair
+    assert f"method: {METHOD}" in outputs[0]
     # the notebook's per-relevance table matches the final weights computed here from the parquet directly
     final = pd.read_parquet(run_dir / "weights" / "step=000006.parquet")
     means = final.groupby(final["relevant"].astype(bool))["weight"].mean()
     for flag in (True, False):
         assert f"{means[flag]:.6f}"[:6] in outputs[1]
+
+    # every figure is titled with the run and the method, visibly (suptitle) and in the PNG's Title
+    for fig in FIGURES:
+        path = run_dir / "figures" / fig
+        assert path.stat().st_size > 1000
+        title = Image.open(path).text.get("Title", "")
+        assert "t/version_0" in title and METHOD in title, (fig, title)
+        assert f"figure written: {path}" in "".join(outputs) and "t/version_0 | " + METHOD in "".join(outputs)
+
+    # reward space: only D_tr transforms computed at the same step as the D_v transforms shown. Here, from the
+    # parquet files: the step of each D_tr transform (transform_step=*) and D_v's of each snapshot (val_step=*)
+    def read(prefix):
+        return pd.concat([pd.read_parquet(p) for p in sorted((run_dir / "weights").glob(f"{prefix}=*.parquet"))])
+    snaps = read("step").merge(read("transform_step"), on=["id", "step"], validate="one_to_one")
+    val = read("val_step")
+    assert len(snaps) == 48 and sorted(val["step"].unique()) == [3, 6]
+    # the final snapshot mixes transforms of several steps (plotting it against D_v of step 6 mixes policies)
+    last = snaps[snaps["step"] == 6]
+    assert last["transform_step"].nunique() > 1 and not (last["transform_step"] == 6).any()
+    same = snaps[snaps["transform_step"].isin(set(val["step"])) & (snaps["weight_step"] >= 0)]
+    per_step = same.groupby("transform_step")["id"].nunique()
+    step = int(per_step[per_step == per_step.max()].index.max())
+    n_val = int((val["step"] == step).sum())
+    assert step == 3 and 0 < per_step[step] < 24  # the first refresh recomputed all but the step-2 batch
+    assert (f"reward space at step {step}: {per_step[step]} D_tr pairs and {n_val} D_v pairs, all transforms "
+            f"computed by the policy at step {step}") in outputs[3]
     assert "reward-space plot written" in outputs[3]
-    for fig in ("weights_by_relevance.png", "weights_over_training.png", "reward_space.png"):
+
+
+def test_notebook_on_dpo_run(tmp_path, pref_files, monkeypatch):
+    """A run without per-sample weights: the first cell names the method and those with weights; no traceback."""
+    cfg = _config(tmp_path, pref_files, **{"trainer.max_steps": 2, "eval.win_rate": False,
+                                           "artifacts.save_hf": False, "trainer.enable_checkpointing": False})
+    run_dir = Path(cli(["fit", "--config", str(cfg)]).trainer.log_dir)
+    outputs = _execute(run_dir, tmp_path, monkeypatch)  # fails on any error output
+    assert "method: DPO" in outputs[0]
+    assert "this run's method, DPO (lit_iwpo.objectives.DPO" in outputs[0]
+    assert "has no per-sample weights" in outputs[0]
+    for method in ("IWDPO", "WPO", "ImportanceWeightRefresh"):
+        assert method in outputs[0]
+    for later in outputs[1:]:
+        assert later.strip() == "no weights in this run: skipped"
+    assert not (run_dir / "figures").exists()
+
+
+def test_notebook_opens_the_example_run_by_default(monkeypatch):
+    """Without LIT_IWPO_RUN_DIR the notebook (opened from notebooks/) reads the small example run shipped with it."""
+    example = REPO / "notebooks" / "example_run"
+    files = [p for p in example.rglob("*") if p.is_file() and p.parent.name != "figures"
+             and not p.name.startswith("importance_weights.")]
+    assert {p.name for p in files} >= {"config.yaml", "metrics.csv", "summary.json", "README.md"}
+    assert sum(p.stat().st_size for p in files) < 2_000_000
+    assert not (example / "checkpoints").exists() and not (example / "hf").exists()
+    monkeypatch.delenv("LIT_IWPO_RUN_DIR", raising=False)
+    had_figures = (example / "figures").exists()
+    try:
+        nb = nbformat.read(NOTEBOOK, as_version=4)
+        NotebookClient(nb, timeout=180, kernel_name="python3",
+                       resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+        outputs = _stream_outputs(nb)
+    finally:
+        if not had_figures:  # git ignores them, but leave the checkout as it was
+            shutil.rmtree(example / "figures", ignore_errors=True)
+    assert f"run: {example}" in outputs[0] and f"method: {METHOD}" in outputs[0]
+    assert "reward-space plot written" in outputs[3]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_notebook_run_target_keeps_tables(iw_run, tmp_path):
+    """`make notebook-run RUN=...` executes the notebook into RUN/importance_weights.ipynb (+ .html) with its tables."""
+    run_dir = tmp_path / "copy" / "version_0"
+    shutil.copytree(iw_run, run_dir, ignore=shutil.ignore_patterns("figures"))
+    bindir = Path(sys.executable).parent
+    make = ["make", "-C", str(REPO), f"BIN={bindir}", "-o", ".venv/.installed"]  # -o: no (re)install from the test
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
+    missing = subprocess.run(make + ["notebook-run"], capture_output=True, text=True, env=env)
+    assert missing.returncode != 0 and "needs RUN=" in missing.stderr
+    done = subprocess.run(make + ["notebook-run", f"RUN={run_dir}"], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    copy = run_dir / "importance_weights.ipynb"
+    outputs = _stream_outputs(nbformat.read(copy, as_version=4))
+    assert f"run: {run_dir}" in outputs[0] and "refreshes: 2  training pairs: 24  estimated: 24" in outputs[0]
+    final = pd.read_parquet(run_dir / "weights" / "step=000006.parquet")
+    means = final.groupby(final["relevant"].astype(bool))["weight"].mean()
+    for flag in (True, False):
+        assert f"{means[flag]:.6f}"[:6] in outputs[1]  # the printed table is kept in the copy
+    assert "reward-space plot written" in outputs[3]
+    assert "copy/version_0 | " + METHOD in "".join(outputs)  # titles name this run
+    assert (run_dir / "importance_weights.html").stat().st_size > 10_000
+    for fig in FIGURES:
         assert (run_dir / "figures" / fig).stat().st_size > 1000
+    # the repository's notebook itself is left unexecuted
+    assert not any(c.get("outputs") for c in nbformat.read(NOTEBOOK, as_version=4).cells if c.cell_type == "code")

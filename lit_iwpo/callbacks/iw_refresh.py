@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import torch
 
 from lit_iwpo.callbacks.artifacts import run_dir
+from lit_iwpo.errors import ConfigError
 from lit_iwpo.objectives.weights.base import Refreshable, WeightExport
 
 
@@ -22,9 +23,10 @@ class ImportanceWeightRefresh(L.Callback):
     epochs, once it says a refresh is due (after its warm-up); a :class:`WeightExport` source (IW-DPO, WPO,
     data-column weights) is snapshotted. Each snapshot writes the source's tables, e.g.
     ``weights/step=NNNNNN.parquet`` (id, step, weight, weight_step, z0[, z1], group, relevant) and, for
-    IW-DPO, ``weights/val_step=NNNNNN.parquet`` (D_v's transforms), in the run directory; logs ``iw/ess``,
-    ``iw/max``, ``iw/min``, the mean weight of relevant and irrelevant pairs when the data says which are
-    which, and a weight histogram when a TensorBoard logger is on.
+    IW-DPO, ``weights/transform_step=NNNNNN.parquet`` (id, step, transform_step: the step whose policy computed
+    each row's z) and ``weights/val_step=NNNNNN.parquet`` (D_v's transforms by this step's policy), in the run
+    directory; logs ``iw/ess``, ``iw/max``, ``iw/min``, the mean weight of relevant and irrelevant pairs when
+    the data says which are which, and a weight histogram when a TensorBoard logger is on.
 
     Args:
         every_n_steps: Refresh every this many training steps (None: not by steps).
@@ -37,7 +39,7 @@ class ImportanceWeightRefresh(L.Callback):
     def __init__(self, every_n_steps: Optional[int] = None, every_n_epochs: Optional[int] = 1,
                  recompute_train: bool = False, write_weights: bool = True) -> None:
         if every_n_steps is None and every_n_epochs is None:
-            raise ValueError("ImportanceWeightRefresh needs every_n_steps or every_n_epochs")
+            raise ConfigError("ImportanceWeightRefresh needs every_n_steps or every_n_epochs")
         self.every_n_steps = every_n_steps
         self.every_n_epochs = every_n_epochs
         self.recompute_train = recompute_train

@@ -15,6 +15,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
+from lit_iwpo.errors import ConfigError
 from lit_iwpo.models.logprobs import LogProbs
 from lit_iwpo.models.scoring import ForwardRequest
 from lit_iwpo.objectives.context import StepContext, StepInputs
@@ -65,13 +66,13 @@ class RecentPool(Pool):
 
     def __init__(self, size: int = 64) -> None:
         if size < 1:
-            raise ValueError(f"objective.pool_size must be >= 1, got {size}")
+            raise ConfigError(f"objective.pool_size must be >= 1, got {size}")
         self.size = size
 
     def check(self, source, n_train, n_val):
         max_train = getattr(source.estimator, "max_train", None)
         if max_train is not None and self.size > max_train:
-            raise ValueError(f"{type(source.estimator).__name__} handles at most {max_train} training points: "
+            raise ConfigError(f"{type(source.estimator).__name__} handles at most {max_train} training points: "
                              f"lower objective.pool_size ({self.size})")
         return super().check(source, n_train, n_val)
 
@@ -102,7 +103,7 @@ class RefreshPool(Pool):
     def check(self, source, n_train, n_val):
         max_train = getattr(source.estimator, "max_train", None)
         if max_train is not None and n_train > max_train:
-            raise ValueError(f"{type(source.estimator).__name__} handles at most {max_train} training points but "
+            raise ConfigError(f"{type(source.estimator).__name__} handles at most {max_train} training points but "
                              f"D_tr has {n_train}: use RuLSIF or KLIEP, or pool: batch")
         return n_val
 
@@ -139,11 +140,11 @@ class DensityRatioWeights(StoredWeights):
         super().__init__()
         self.transform_dim = transform_dim(transform)
         if on_failure not in ("uniform", "raise"):
-            raise ValueError(f"objective.on_failure must be 'uniform' or 'raise', got {on_failure!r}")
+            raise ConfigError(f"objective.on_failure must be 'uniform' or 'raise', got {on_failure!r}")
         if warmup_steps < 0 or val_batch_size < 1:
-            raise ValueError("objective.warmup_steps must be >= 0 and objective.val_batch_size >= 1")
+            raise ConfigError("objective.warmup_steps must be >= 0 and objective.val_batch_size >= 1")
         if max_weight is not None and max_weight <= 0:
-            raise ValueError(f"objective.max_weight must be > 0, got {max_weight}")
+            raise ConfigError(f"objective.max_weight must be > 0, got {max_weight}")
         self.transform = transform
         self.estimator = estimator if estimator is not None else KMM()
         self.pool = pool if pool is not None else BatchPool()
@@ -167,7 +168,7 @@ class DensityRatioWeights(StoredWeights):
 
     def bind(self, objective: Any) -> None:
         if not hasattr(objective, "pair_transform"):
-            raise ValueError(f"density-ratio weights need a pairwise (DPO-family) loss, not {type(objective).__name__}")
+            raise ConfigError(f"density-ratio weights need a pairwise (DPO-family) loss, not {type(objective).__name__}")
         self.objective = objective
 
     def min_val_points(self) -> int:
@@ -183,11 +184,11 @@ class DensityRatioWeights(StoredWeights):
         if ctx.stage != "fit" or train is None:
             return  # validate/test/predict evaluate unweighted losses: no weights to estimate
         if val is None:
-            raise ValueError("IW-DPO estimates weights against deployment data D_v: set data.val")
+            raise ConfigError("IW-DPO estimates weights against deployment data D_v: set data.val")
         self.n_val = len(val)
         need, have = self.min_val_points(), self.pool.check(self, len(train), self.n_val)
         if have < need:
-            raise ValueError(
+            raise ConfigError(
                 f"{type(self.estimator).__name__} needs at least {need} validation points per estimate, but "
                 f"{'D_v has' if have == self.n_val else 'objective.val_batch_size gives'} {have}: "
                 f"add deployment pairs to data.val or raise objective.val_batch_size"
@@ -312,8 +313,14 @@ class DensityRatioWeights(StoredWeights):
 
     def weight_tables(self, ctx: StepContext) -> dict[str, dict[str, list]]:
         tables = super().weight_tables(ctx)
+        if "step" in tables:
+            # the step whose policy computed each row's transform z0[, z1] of the "step" table (-1: never): a row
+            # is recorded when trained on or recomputed in a refresh, so one snapshot mixes several steps' policies
+            tables["transform_step"] = {"id": list(self.store.ids), "step": [ctx.step] * len(self.store),
+                                        "transform_step": self.store.transform_step.tolist()}
         if self.n_val:
-            # D_v in the same transformed space, for plotting training against validation points
+            # D_v in the same transformed space, computed by the policy of this snapshot's step (every snapshot
+            # writes its own), for plotting training against validation points of the same step
             if self._last_val is not None and self._last_val[0] == ctx.step:
                 z_val = self._last_val[1]
             else:
