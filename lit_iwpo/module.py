@@ -15,7 +15,7 @@ import math
 import random
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Optional, Sequence, TypeVar
 
 import lightning as L
 import numpy as np
@@ -118,6 +118,9 @@ class ModuleContext:
 
     def compute_once(self, fn: Callable[[], T]) -> T:
         return compute_once(fn, self.rank, self.world_size)
+
+    def progress(self, iterable: Iterable[T], desc: str, total: int | None = None) -> Iterable[T]:
+        return progress(iterable, desc=desc, total=total, trainer=self._module._trainer)
 
 
 class PreferenceModule(L.LightningModule):

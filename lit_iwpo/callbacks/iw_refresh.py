@@ -12,6 +12,7 @@ import torch
 from lit_iwpo.callbacks.artifacts import run_dir
 from lit_iwpo.errors import ConfigError
 from lit_iwpo.objectives.weights.base import Refreshable, WeightExport
+from lit_iwpo.progress import phase
 
 
 class ImportanceWeightRefresh(L.Callback):
@@ -73,7 +74,8 @@ class ImportanceWeightRefresh(L.Callback):
         for source in sources:
             values: dict[str, float] = {}
             if isinstance(source, Refreshable) and source.refresh_due(step):
-                values["iw/fallback"] = float(not source.refresh(ctx, recompute=self.recompute_train))
+                with phase(trainer, "weight_refresh"):
+                    values["iw/fallback"] = float(not source.refresh(ctx, recompute=self.recompute_train))
             values.update(ctx.compute_once(source.weight_summary))
             if log_as is not None:
                 for name, value in values.items():

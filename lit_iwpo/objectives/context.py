@@ -8,7 +8,7 @@ on a live run; a test or a notebook can implement it in a few lines (see ``tests
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol, Sequence, TypeVar, runtime_checkable
 
 from torch import Tensor
 
@@ -67,6 +67,10 @@ class StepContext(Protocol):
     def broadcast(self, obj: Any) -> Any: ...
 
     def compute_once(self, fn: Callable[[], T]) -> T: ...
+
+    def progress(self, iterable: Iterable[T], desc: str, total: int | None = None) -> Iterable[T]:
+        """``iterable`` with a progress bar where the run shows progress (long passes over a split)."""
+        ...
 
 
 @dataclass

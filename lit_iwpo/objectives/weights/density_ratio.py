@@ -223,8 +223,10 @@ class DensityRatioWeights(StoredWeights):
 
     def _rows_transforms(self, ctx: StepContext, split: str, rows: list[int]) -> Tensor:
         chunk = ctx.eval_batch_size
-        return torch.cat([self.batch_transforms(ctx, ctx.batch(split, rows[i:i + chunk]))
-                          for i in range(0, len(rows), chunk)])
+        starts = range(0, len(rows), chunk)
+        if len(starts) > 1:
+            starts = ctx.progress(starts, desc=f"importance weights: {split} transforms", total=len(starts))
+        return torch.cat([self.batch_transforms(ctx, ctx.batch(split, rows[i:i + chunk])) for i in starts])
 
     def val_transforms(self, ctx: StepContext, n: int | None = None) -> Tensor:
         """Transforms of a random validation batch of ``n`` pairs (all of D_v when n is None)."""
