@@ -277,7 +277,7 @@ class PreferenceModule(L.LightningModule):
                                                           barrier=self.trainer.strategy.barrier)
 
     # ------------------------------------------------------------------ steps
-    def _step(self, batch: PreferenceBatch, stage: str) -> ObjectiveOutput:
+    def _step(self, batch: PreferenceBatch, stage: str) -> tuple[ObjectiveOutput, dict[str, Tensor]]:
         obj, scorer = self.objective, self.scorer
         request = obj.request
         self.context.stage = stage
@@ -299,7 +299,7 @@ class PreferenceModule(L.LightningModule):
                                      f"(this rank: {out.loss.item()}, ids {batch.ids})")
         values = {"loss": out.loss.detach(), **preference_values(policy, reference, obj.beta), **out.metrics}
         self._log_values(stage, values, len(batch))
-        return out
+        return out, values
 
     def _log_values(self, stage: str, values: dict[str, Tensor], batch_size: int) -> None:
         for name, value in values.items():
@@ -316,13 +316,15 @@ class PreferenceModule(L.LightningModule):
                          prog_bar=stage == "val" and name == "rewards/accuracies")
 
     def training_step(self, batch: PreferenceBatch, batch_idx: int) -> Tensor:
-        return self._step(batch, "train").loss
+        return self._step(batch, "train")[0].loss
 
     def validation_step(self, batch: PreferenceBatch, batch_idx: int) -> None:
         self._step(batch, "val")
 
-    def test_step(self, batch: PreferenceBatch, batch_idx: int) -> None:
-        self._step(batch, "test")
+    def test_step(self, batch: PreferenceBatch, batch_idx: int) -> dict[str, Tensor]:
+        """Per-pair implicit-reward margins, for per-pair and per-group results (``DeploymentEval``)."""
+        values = self._step(batch, "test")[1]
+        return {"index": batch.index.detach().cpu(), "margins": values["rewards/margins"].detach().float().cpu()}
 
     # ------------------------------------------------------------- generation
     def generate(self, batch: PromptBatch, use_adapter: bool = True) -> list[str]:

@@ -56,6 +56,21 @@ def test_fit_ends_with_win_rate_against_reference(tmp_path, pref_files):
     assert [g["outcome"] for g in gens] == outcomes
     assert summary["test/win_rate"] == pytest.approx(sum(outcomes) / 6)
     assert summary["test/n_judged"] == 6
+    # win rate per prompt category, from the saved verdicts and the rows' categories
+    for cat in {r["category"] for r in rows.values()}:
+        mine = [g["outcome"] for g in gens if rows[g["id"]]["category"] == cat]
+        assert summary[f"test/win_rate/{cat}"] == pytest.approx(sum(mine) / len(mine))
+    # every test pair's margin is saved; accuracy per group is the share of positive margins in that group
+    pairs = [json.loads(line) for line in (out / "test_pairs.jsonl").read_text().splitlines()]
+    assert [p["id"] for p in pairs] == [r["id"] for r in rows.values()]
+    assert all(p["correct"] == int(p["margin"] > 0) and p["group"] == rows[p["id"]]["group"] for p in pairs)
+    assert summary["test/rewards/accuracies"] == pytest.approx(sum(p["correct"] for p in pairs) / 6)
+    groups = {p["group"] for p in pairs}
+    for group in groups:
+        mine = [p["correct"] for p in pairs if p["group"] == group]
+        assert summary[f"test/rewards/accuracies/{group}"] == pytest.approx(sum(mine) / len(mine))
+    # the saved margins average to the logged test/rewards/margins
+    assert summary["test/rewards/margins"] == pytest.approx(sum(p["margin"] for p in pairs) / 6, rel=1e-5)
     # the baseline really is the reference: its texts equal the untrained base model's generations
     base = cli(["predict", "--config", str(_scenario_config(tmp_path / "base", pref_files)), "--model.lr", "0.0"])
     preds = [json.loads(x) for x in (Path(base.trainer.log_dir) / "predictions.jsonl").read_text().splitlines()]

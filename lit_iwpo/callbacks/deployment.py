@@ -13,7 +13,7 @@ from lit_iwpo.callbacks.artifacts import run_dir
 from lit_iwpo.data.records import as_relevance
 from lit_iwpo.data.tokenize import prompt_text
 from lit_iwpo.eval.judges import Judge, OracleJudge, judge_both_orders
-from lit_iwpo.eval.metrics import weight_quality, win_rate
+from lit_iwpo.eval.metrics import group_means, weight_quality, win_rate
 from lit_iwpo.models.generation import generate_texts
 from lit_iwpo.progress import phase, progress
 
@@ -39,6 +39,11 @@ class DeploymentEval(L.Callback):
     - Win rate: the policy and a baseline generate for every D_te prompt; a judge compares each pair (both
       orders for position-biased judges); ``test/win_rate`` counts ties as half. Generations are written to
       ``generations_test.jsonl`` in the run directory.
+    - Per pair and per group: every D_te pair's implicit-reward margin and whether it ranks the pair right go to
+      ``test_pairs.jsonl`` (id, group, category, margin, correct), and the accuracy of each ``group`` of test
+      rows is logged as ``test/rewards/accuracies/<group>`` (no generation needed: the fast, low-variance
+      companion of the win rate); the win rate per prompt ``category`` (e.g. risky, benign) as
+      ``test/win_rate/<category>``.
     - Weight quality (objectives with sample weights, training rows with a ``relevant`` column):
       ``iw/auc_relevant`` (AUC of the weights for relevant vs irrelevant pairs) and ``iw/ess``, over the
       training pairs whose weight was estimated (see ``StoredWeights.sample_weights``).
@@ -58,6 +63,7 @@ class DeploymentEval(L.Callback):
         self.win_rate = win_rate
         self.max_prompts = max_prompts
         self._baseline_model = None
+        self._pairs: list[tuple[int, float]] = []  # (test row position, margin) of this rank's test batches
 
     def _resolve_judge(self, rows: list[dict[str, Any]]) -> Judge | None:
         if self.judge is not None:
@@ -77,8 +83,30 @@ class DeploymentEval(L.Callback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         run_dir(trainer)  # a collective the first time: on every rank, before any rank-0-only write
 
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._pairs = []
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if isinstance(outputs, dict) and "margins" in outputs:
+            self._pairs += list(zip(outputs["index"].tolist(), outputs["margins"].tolist()))
+
+    def _per_pair(self, trainer: L.Trainer) -> dict[str, float]:
+        """Per-group accuracies from every rank's pairs, and test_pairs.jsonl (rank 0)."""
+        pairs = sorted(dict(_gather(self._pairs)).items())  # one entry per row, in split order
+        if not pairs:
+            return {}
+        data = trainer.datamodule.load_split("test")
+        records = [{"id": data.ids[i], "group": data.rows[i].get("group"), "category": data.rows[i].get("category"),
+                    "margin": m, "correct": int(m > 0)} for i, m in pairs]
+        if trainer.is_global_zero:
+            path = run_dir(trainer) / "test_pairs.jsonl"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+        by_group = group_means([r["correct"] for r in records], [r["group"] for r in records])
+        return {f"test/rewards/accuracies/{g}": v for g, v in by_group.items()}
+
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        values: dict[str, float] = {}
+        values: dict[str, float] = self._per_pair(trainer)
         if self.win_rate:
             values.update(self._win_rate(trainer, pl_module))
         values.update(self._weight_quality(trainer, pl_module))
@@ -106,6 +134,8 @@ class DeploymentEval(L.Callback):
                             for sid, row, a, b, o in zip(batch.ids, batch.rows, ours, theirs, outcomes)]
         records = sorted(_gather(records), key=lambda r: positions[r["id"]])
         stats = win_rate([r["outcome"] for r in records])
+        categories = [data.rows[positions[r["id"]]].get("category") for r in records]
+        stats.update({f"win_rate/{c}": v for c, v in group_means([r["outcome"] for r in records], categories).items()})
         if trainer.is_global_zero:
             path = run_dir(trainer) / "generations_test.jsonl"
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,18 @@ import torch
 
 from lit_iwpo.weighting.density_ratio import effective_sample_size
 
-__all__ = ["auc", "effective_sample_size", "weight_quality", "win_rate"]
+__all__ = ["auc", "effective_sample_size", "group_means", "weight_quality", "win_rate"]
+
+
+def group_means(values: Sequence[float], groups: Sequence[str | None]) -> dict[str, float]:
+    """Mean of ``values`` per group label (rows without a label are left out), groups in sorted order."""
+    if len(values) != len(groups):
+        raise ValueError(f"{len(values)} values but {len(groups)} group labels")
+    sums: dict[str, list[float]] = {}
+    for value, group in zip(values, groups):
+        if group is not None:
+            sums.setdefault(str(group), []).append(float(value))
+    return {g: sum(v) / len(v) for g, v in sorted(sums.items())}
 
 
 def win_rate(outcomes: Sequence[float]) -> dict[str, float]:
