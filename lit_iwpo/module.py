@@ -277,7 +277,11 @@ class PreferenceModule(L.LightningModule):
                                                           barrier=self.trainer.strategy.barrier)
 
     # ------------------------------------------------------------------ steps
-    def _step(self, batch: PreferenceBatch, stage: str) -> tuple[ObjectiveOutput, dict[str, Tensor]]:
+    def _step(self, batch: PreferenceBatch, stage: str) -> ObjectiveOutput:
+        return self._scored_step(batch, stage)[0]
+
+    def _scored_step(self, batch: PreferenceBatch, stage: str) -> tuple[ObjectiveOutput, dict[str, Tensor]]:
+        """One step of ``stage``: the objective's output and the per-pair values it logged."""
         obj, scorer = self.objective, self.scorer
         request = obj.request
         self.context.stage = stage
@@ -316,14 +320,14 @@ class PreferenceModule(L.LightningModule):
                          prog_bar=stage == "val" and name == "rewards/accuracies")
 
     def training_step(self, batch: PreferenceBatch, batch_idx: int) -> Tensor:
-        return self._step(batch, "train")[0].loss
+        return self._step(batch, "train").loss
 
     def validation_step(self, batch: PreferenceBatch, batch_idx: int) -> None:
         self._step(batch, "val")
 
     def test_step(self, batch: PreferenceBatch, batch_idx: int) -> dict[str, Tensor]:
         """Per-pair implicit-reward margins, for per-pair and per-group results (``DeploymentEval``)."""
-        values = self._step(batch, "test")[1]
+        values = self._scored_step(batch, "test")[1]
         return {"index": batch.index.detach().cpu(), "margins": values["rewards/margins"].detach().float().cpu()}
 
     # ------------------------------------------------------------- generation
