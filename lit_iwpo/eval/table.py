@@ -12,6 +12,21 @@ summary has no test metrics yet counts as interrupted and starts again). The tab
 method × metric, with the per-seed values) and ``table.png``. The table's last column, ``time/minutes``,
 is each run's wall time from its saved config to its final metrics (training, validation and the final
 test with generation), read from the run's files, so it covers runs made by earlier invocations too.
+
+Comparisons with confidence (``lit_iwpo.eval.stats``), computed from the runs' saved per-prompt files, so
+they work with ``--collect`` and never retrain:
+
+- ``--baseline METHOD`` (default ``dpo_tr_v`` when it is among the methods; ``none`` turns it off): every other
+  method's paired difference from it, per metric with per-prompt data (``test/win_rate`` from the outcomes in
+  ``generations_test.jsonl``, ``test/rewards/accuracies`` and ``test/rewards/margins`` from
+  ``test_pairs.jsonl``), over the seeds both have (seed s with seed s: the same data order) and the prompts
+  they share, with a 95 % two-level bootstrap interval over seeds × prompts and the minimum detectable
+  difference (MDD) at that design; written to ``diffs.md`` / ``diffs.csv``. The table header then states the
+  win rate's MDD and how many seeds (at the current prompts) a ``--target``-point difference needs at the
+  observed variance, or that it is out of reach within ``--max-seeds``.
+- ``--h2h A B`` (repeatable): A's answers against B's on every common seed, judged by the scenario's oracle
+  in both orders; the head-to-head win rate with its bootstrap interval (of outcome − 0.5), in ``h2h.md`` /
+  ``h2h.csv``. Judging is rule-based and cheap, so it is redone on every invocation (never stale).
 """
 
 from __future__ import annotations
@@ -19,6 +34,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -26,6 +42,35 @@ from pathlib import Path
 
 DEFAULT_METRICS = ("test/win_rate", "test/rewards/accuracies", "test/rewards/margins", "iw/auc_relevant", "iw/ess_ratio")
 TIME_METRIC = "time/minutes"
+DEFAULT_BASELINE = "dpo_tr_v"
+WIN_RATE = "test/win_rate"
+# metrics with per-prompt (per-pair) values in a run's files: file and field
+PER_PROMPT = {
+    WIN_RATE: ("generations_test.jsonl", "outcome"),
+    "test/rewards/accuracies": ("test_pairs.jsonl", "correct"),
+    "test/rewards/margins": ("test_pairs.jsonl", "margin"),
+}
+
+
+def load_test_rows(run: Path, cache: dict | None = None) -> dict[str, dict]:
+    """The run's D_te rows by id, rebuilt from ``data.test`` in its saved ``config.yaml``; ``cache`` (a dict
+    kept by the caller) reuses rows already built for the same specs (runs of one table share them)."""
+    import yaml
+
+    from lit_iwpo.data.records import validate_source
+    from lit_iwpo.data.sources import read_source
+
+    specs = yaml.safe_load((run / "config.yaml").read_text())["data"]["test"]
+    key = tuple([specs] if isinstance(specs, str) else specs)
+    if cache is not None and key in cache:
+        return cache[key]
+    rows = {}
+    for spec in key:
+        src = read_source(spec)
+        rows.update(zip(validate_source(src, "test"), src.rows))
+    if cache is not None:
+        cache[key] = rows
+    return rows
 
 
 def rejudge_run(run: Path) -> dict[str, float]:
@@ -34,20 +79,11 @@ def rejudge_run(run: Path) -> dict[str, float]:
     final ``weights/`` snapshot. Updates ``summary.json`` and returns the new values. Only for runs on
     embedded scenarios (rows with a ``scenario`` field).
     """
-    import yaml
-
     from lit_iwpo.callbacks.artifacts import update_summary
-    from lit_iwpo.data.records import validate_source
-    from lit_iwpo.data.sources import read_source
     from lit_iwpo.eval.judges import OracleJudge, judge_both_orders
     from lit_iwpo.eval.metrics import win_rate
 
-    cfg = yaml.safe_load((run / "config.yaml").read_text())
-    specs = cfg["data"]["test"]
-    rows = {}
-    for spec in [specs] if isinstance(specs, str) else specs:
-        src = read_source(spec)
-        rows.update(zip(validate_source(src, "test"), src.rows))
+    rows = load_test_rows(run)
     gens = [json.loads(line) for line in (run / "generations_test.jsonl").read_text().splitlines()]
     outcomes = judge_both_orders(OracleJudge(), [rows[g["id"]] for g in gens], [g["policy"] for g in gens],
                                  [g["baseline"] for g in gens])
@@ -161,6 +197,238 @@ def plot(rows: list[dict], methods: list[str], metrics: list[str], path: Path) -
     plt.close(fig)
 
 
+# ---------------------------------------------------------------- comparisons with confidence
+def is_rate(metric: str) -> bool:
+    """Rates are shown in points (%), as in the table; other metrics in their own units."""
+    return metric.endswith(("win_rate", "accuracies"))
+
+
+def per_prompt_values(run: Path, metric: str) -> dict[str, float] | None:
+    """A finished run's per-prompt values of ``metric`` by test row id (see ``PER_PROMPT``); None when the
+    run has no such file (e.g. runs made before ``test_pairs.jsonl`` existed)."""
+    name, field = PER_PROMPT[metric]
+    path = run / name
+    if not path.is_file():
+        return None
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {r["id"]: float(r[field]) for r in records if r.get(field) is not None}
+
+
+def paired_matrices(values_a: dict[int, dict[str, float]], values_b: dict[int, dict[str, float]]):
+    """Align two methods' per-prompt values: the seeds both have (sorted) and the ids every one of those
+    runs has (in the order of A's first seed), as matrices ``[n_seeds, n_prompts]``. Returns
+    ``(seeds, ids, a, b)``; no seeds or no ids give empty lists and None matrices."""
+    import numpy as np
+
+    seeds = sorted(set(values_a) & set(values_b))
+    if not seeds:
+        return [], [], None, None
+    common = set.intersection(*(set(values_a[s]) & set(values_b[s]) for s in seeds))
+    ids = [i for i in values_a[seeds[0]] if i in common]
+    if not ids:
+        return seeds, [], None, None
+    a = np.array([[values_a[s][i] for i in ids] for s in seeds], dtype=float)
+    b = np.array([[values_b[s][i] for i in ids] for s in seeds], dtype=float)
+    return seeds, ids, a, b
+
+
+def _values_by_seed(out: Path, method: str, seeds, metric: str) -> dict[int, dict[str, float]]:
+    found = {}
+    for seed in seeds:
+        vals = per_prompt_values(run_dir(out, method, seed), metric)
+        if vals:
+            found[seed] = vals
+    return found
+
+
+def _planning_se(vc) -> float:
+    """The se of a mean over the observed seeds × prompts from the variance components; with one seed, whose
+    seed variance is unknown, the se of prompt sampling alone (a lower bound)."""
+    from lit_iwpo.eval import stats
+
+    if vc.n_seeds < 2:
+        return math.sqrt(vc.prompt / vc.n_prompts) if vc.n_prompts > 1 else math.nan
+    return stats.design_se(vc, vc.n_seeds, vc.n_prompts)
+
+
+def compare_to_baseline(out: Path, seeds_done: dict[str, list[int]], baseline: str, metrics: list[str],
+                        n_boot: int = 10000, target: float = 3.0, alpha: float = 0.05,
+                        power: float = 0.8) -> list[dict]:
+    """Every method's paired difference (method − baseline) per metric with per-prompt data: seeds both
+    finished, prompts both scored; the 95 % two-level bootstrap interval, the bootstrap se, the variance
+    components of the paired differences, the se and MDD they give at this seeds × prompts design (with one
+    seed: prompt sampling alone, a lower bound), and for rates the seeds needed at these
+    prompts for an MDD of ``target`` points. Values in the metric's own units (rates as fractions)."""
+    from lit_iwpo.eval import stats
+
+    rows = []
+    for metric in [m for m in metrics if m in PER_PROMPT]:
+        base = _values_by_seed(out, baseline, seeds_done.get(baseline, []), metric)
+        for method, done in seeds_done.items():
+            if method == baseline:
+                continue
+            seeds, ids, a, b = paired_matrices(_values_by_seed(out, method, done, metric), base)
+            if a is None:
+                continue
+            pd_ = stats.paired_bootstrap(a, b, n_boot=n_boot)
+            vc = stats.variance_components(a - b)
+            se = _planning_se(vc)
+            mdd = stats.minimum_detectable_difference(se, alpha, power)
+            need = None
+            if is_rate(metric):
+                need = stats.seeds_needed(vc, target / 100.0, len(ids), alpha, power)
+            rows.append({"metric": metric, "method": method, "baseline": baseline,
+                         "seeds": " ".join(map(str, seeds)), "n_seeds": len(seeds), "n_prompts": len(ids),
+                         "diff": pd_.diff, "lo": pd_.lo, "hi": pd_.hi, "se_boot": pd_.se,
+                         "se": se, "mdd": mdd,
+                         "seeds_needed": "" if need is None else need,
+                         "var_seed": vc.seed, "var_prompt": vc.prompt, "var_resid": vc.resid})
+    return rows
+
+
+def design_statement(diffs: list[dict], target: float = 3.0, max_seeds: int = 10, alpha: float = 0.05,
+                     power: float = 0.8, minutes_per_run: float | None = None,
+                     n_methods: int | None = None) -> str | None:
+    """One paragraph for the table header: the win rate's MDD against the baseline, with variance components
+    pooled (averaged) over the methods compared (those with ≥ 2 seeds), at the largest seeds × prompts design
+    among them, and the seeds a ``target``-point difference needs at these prompts, or why it is out of reach
+    within ``max_seeds`` (then the prompts it would need at ``max_seeds`` seeds); with one seed, the MDD from
+    prompt sampling alone, as a lower bound. None without win-rate comparisons."""
+    from lit_iwpo.eval import stats
+
+    wr = [r for r in diffs if r["metric"] == WIN_RATE and r["n_prompts"] > 1]
+    multi = [r for r in wr if r["n_seeds"] > 1]
+    wr = multi or wr  # pool the comparisons that show seed variance; one-seed ones only when there is nothing else
+    if not wr:
+        return None
+    n_s, n_p = max((r["n_seeds"], r["n_prompts"]) for r in wr)
+    pooled = (statistics.fmean(r[k] for r in wr) for k in ("var_seed", "var_prompt", "var_resid"))
+    vc = stats.VarianceComponents(*pooled, n_seeds=n_s, n_prompts=n_p)
+    who = f"{len(wr)} method{'s' if len(wr) > 1 else ''} vs {wr[0]['baseline']}"
+    head = (f"Win rate, paired differences ({who}; variance pooled): minimum detectable difference "
+            f"(two-sided α {alpha:g}, power {power:g})")
+    t = target / 100.0
+    if not multi:  # one seed: the within-seed variance sits in ``prompt``
+        se = _planning_se(vc)
+        mdd = 100 * stats.minimum_detectable_difference(se, alpha, power)
+        return (f"{head} {mdd:.2f} points at 1 seed × {n_p} prompts, from prompt sampling only: a lower bound, "
+                f"since one seed shows no seed-to-seed variance. Run at least 2 seeds per method to plan how many "
+                f"a {target:g}-point difference needs.")
+    mdd = 100 * stats.minimum_detectable_difference(stats.design_se(vc, n_s, n_p), alpha, power)
+    text = f"{head} {mdd:.2f} points at {n_s} seeds × {n_p} prompts. "
+    need = stats.seeds_needed(vc, t, n_p, alpha, power)
+    cost = ""
+    if need is not None and minutes_per_run and n_methods:
+        cost = f" (about {need * n_methods * minutes_per_run / 60:.1f} h of runs for {n_methods} methods at " \
+               f"{minutes_per_run:.1f} min per run)"
+    if need is not None and need <= n_s:
+        return text + f"A {target:g}-point difference is detectable at this design (it needs {need} seeds)."
+    if need is not None and need <= max_seeds:
+        return text + f"A {target:g}-point difference needs {need} seeds at {n_p} prompts{cost}."
+    if need is not None:
+        why = (f"not reachable within the budget of {max_seeds} seeds at {n_p} prompts "
+               f"({need} seeds would be needed)")
+    else:
+        floor = 100 * stats.minimum_detectable_difference(math.sqrt(vc.prompt / n_p), alpha, power)
+        why = (f"not reachable at {n_p} prompts with any number of seeds: the prompt component alone (prompts that "
+               f"favour one method under every seed) leaves an MDD of {floor:.2f} points")
+    p_need = stats.prompts_needed(vc, t, max_seeds, alpha, power)
+    more = (f"; at {max_seeds} seeds it would need {p_need} test prompts" if p_need is not None else
+            f"; at {max_seeds} seeds no number of prompts reaches it (the seed variance alone is too large)")
+    return text + f"A {target:g}-point difference is {why}{more}."
+
+
+def _pts(metric: str, x: float, sign: bool = False) -> str:
+    scale = 100.0 if is_rate(metric) else 1.0
+    return f"{scale * x:+.2f}" if sign else f"{scale * x:.2f}"
+
+
+def diffs_markdown(diffs: list[dict], target: float, alpha: float = 0.05, power: float = 0.8,
+                   n_boot: int = 10000) -> str:
+    """``diffs.md``: one row per (metric, method), rates in points."""
+    base = diffs[0]["baseline"]
+    lines = [f"Paired differences from {base} (method − {base}) over the seeds both finished and the prompts both "
+             f"scored; 95 % CI: bootstrap over seeds × prompts ({n_boot} draws, one seed: prompts only); "
+             f"MDD: two-sided α {alpha:g}, power {power:g}, from the variance components at this design "
+             f"(unbiased; one seed: prompt sampling only, a lower bound; "
+             f"the bootstrap counts seed × prompt noise up to three times, so its CI is conservative when that "
+             f"noise dominates); rates in points.",
+             "",
+             f"| metric | method | seeds | prompts | diff | 95 % CI | MDD | seeds for {target:g} pts |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in diffs:
+        m = r["metric"]
+        need = ("–" if not is_rate(m) else "run ≥ 2 seeds" if r["n_seeds"] < 2
+                else r["seeds_needed"] or "unreachable")
+        lines.append(f"| {m} | {r['method']} | {r['n_seeds']} | {r['n_prompts']} | {_pts(m, r['diff'], True)} | "
+                     f"[{_pts(m, r['lo'], True)}, {_pts(m, r['hi'], True)}] | {_pts(m, r['mdd'])} | "
+                     f"{need} |")
+    return "\n".join(lines)
+
+
+def head_to_head_runs(out: Path, a: str, b: str, seeds, n_boot: int = 10000, judge=None,
+                      rows_cache: dict | None = None, alpha: float = 0.05, power: float = 0.8) -> dict | None:
+    """A's ``policy`` answers against B's on every seed both finished, on the prompts both answered, judged in
+    both orders by ``judge`` (default: the scenario's oracle, rows rebuilt from A's ``config.yaml``). The win
+    rate of A over B with the bootstrap interval of (outcome − 0.5) over seeds × prompts; None when no seed has
+    generations from both."""
+    import numpy as np
+
+    from lit_iwpo.eval import stats
+    from lit_iwpo.eval.judges import OracleJudge
+
+    judge = judge if judge is not None else OracleJudge()
+    gens = {}
+    for seed in seeds:
+        ra, rb = run_dir(out, a, seed), run_dir(out, b, seed)
+        if all(finished(r / "summary.json") and (r / "generations_test.jsonl").is_file() for r in (ra, rb)):
+            ga, gb = ({g["id"]: g for g in map(json.loads, (r / "generations_test.jsonl").read_text().splitlines())}
+                      for r in (ra, rb))
+            gens[seed] = (ga, gb, ra)
+    if not gens:
+        return None
+    common = set.intersection(*(set(ga) & set(gb) for ga, gb, _ in gens.values()))
+    first = gens[min(gens)][0]
+    ids = [i for i in first if i in common]
+    if not ids:
+        return None
+    outcomes = []
+    for seed, (ga, gb, ra) in sorted(gens.items()):
+        rows = load_test_rows(ra, rows_cache)
+        h = stats.head_to_head([rows[i] for i in ids], [ga[i]["policy"] for i in ids],
+                               [gb[i]["policy"] for i in ids], judge)
+        outcomes.append(h.outcomes)
+    o = np.array(outcomes, dtype=float)
+    pd_ = stats.paired_bootstrap(o, np.full_like(o, 0.5), n_boot=n_boot)
+    mdd = stats.minimum_detectable_difference(_planning_se(stats.variance_components(o)), alpha, power)
+    return {"a": a, "b": b, "seeds": " ".join(map(str, sorted(gens))), "n_seeds": o.shape[0],
+            "n_prompts": o.shape[1], "win_rate": float(o.mean()), "lo": 0.5 + pd_.lo, "hi": 0.5 + pd_.hi,
+            "se_boot": pd_.se, "mdd": mdd,
+            "wins": float((o == 1.0).mean()), "ties": float((o == 0.5).mean()), "losses": float((o == 0.0).mean())}
+
+
+def h2h_markdown(results: list[dict], n_boot: int = 10000) -> str:
+    """``h2h.md``: one row per (A, B), in points."""
+    lines = ["Head-to-head: A's answers against B's on the same D_te prompts and seeds, judged by the scenario's "
+             f"oracle in both orders (ties half); 95 % CI: bootstrap over seeds × prompts ({n_boot} draws) of "
+             "outcome − 0.5; MDD of the win rate from 50, in points.",
+             "",
+             "| A | B | seeds | prompts | win rate of A | 95 % CI | MDD | wins | ties | losses |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append(f"| {r['a']} | {r['b']} | {r['n_seeds']} | {r['n_prompts']} | {100 * r['win_rate']:.2f} | "
+                     f"[{100 * r['lo']:.2f}, {100 * r['hi']:.2f}] | {100 * r['mdd']:.2f} | {100 * r['wins']:.1f} | "
+                     f"{100 * r['ties']:.1f} | {100 * r['losses']:.1f} |")
+    return "\n".join(lines)
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lit_iwpo table", description=__doc__.split("\n\n")[0])
     p.add_argument("--base", type=Path, required=True, help="scenario config (data, model, trainer)")
@@ -171,14 +439,33 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--collect", action="store_true", help="only aggregate runs that already finished")
     p.add_argument("--rejudge", action="store_true",
                    help="re-score saved generations (current oracle) and weight snapshots before aggregating")
+    p.add_argument("--baseline", default=None,
+                   help=f"method stem to compare every other method with (paired differences, diffs.md); default "
+                        f"{DEFAULT_BASELINE} when among the methods; 'none' for no comparison")
+    p.add_argument("--h2h", nargs=2, action="append", default=[], metavar=("A", "B"),
+                   help="judge method A's answers against method B's (stems), both orders, per common seed "
+                        "(h2h.md); repeatable")
+    p.add_argument("--target", type=float, default=3.0,
+                   help="win-rate difference in points the header plans for (seeds needed to detect it)")
+    p.add_argument("--max-seeds", type=int, default=10, help="seed budget per method for that plan")
+    p.add_argument("--n-boot", type=int, default=10000, help="bootstrap draws of the confidence intervals")
     p.add_argument("extra", nargs=argparse.REMAINDER, help="after --: overrides passed to every fit")
     return p
 
 
 def table_main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     extra = args.extra[1:] if args.extra[:1] == ["--"] else args.extra
     methods = [m.stem for m in args.methods]
+    if args.baseline is None:
+        baseline = DEFAULT_BASELINE if DEFAULT_BASELINE in methods else None
+    elif args.baseline.lower() == "none":
+        baseline = None
+    elif args.baseline in methods:
+        baseline = args.baseline
+    else:
+        parser.error(f"--baseline {args.baseline} is not one of the methods ({', '.join(methods)})")
     summaries: dict[str, dict[int, dict]] = {m: {} for m in methods}
     for cfg in args.methods:
         for seed in args.seeds:
@@ -212,6 +499,13 @@ def table_main(argv: list[str] | None = None) -> int:
     md = markdown(rows, methods, metrics)
     seeds_done = {m: sorted(s) for m, s in summaries.items()}
     header = f"Scenario config: {args.base}; seeds per method: {seeds_done}; mean ± sd over seeds.\n\n"
+    diffs = (compare_to_baseline(args.out, seeds_done, baseline, args.metrics, args.n_boot, args.target)
+             if baseline else [])
+    times = [d[TIME_METRIC] for by_seed in summaries.values() for d in by_seed.values() if TIME_METRIC in d]
+    statement = design_statement(diffs, args.target, args.max_seeds,
+                                 minutes_per_run=statistics.fmean(times) if times else None, n_methods=len(methods))
+    if statement:
+        header += statement + "\n\n"
     (args.out / "table.md").write_text(header + md + "\n")
     with (args.out / "table.csv").open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=["method", "metric", "mean", "sd", "n", "values"])
@@ -219,4 +513,23 @@ def table_main(argv: list[str] | None = None) -> int:
         writer.writerows(rows)
     plot(rows, methods, args.metrics, args.out / "table.png")
     print(header + md)
+    if diffs:
+        text = diffs_markdown(diffs, args.target, n_boot=args.n_boot)
+        (args.out / "diffs.md").write_text(text + "\n")
+        _write_csv(args.out / "diffs.csv", diffs)
+        print("\n" + text)
+    elif baseline and len(methods) > 1:
+        print(f"\n[table] no paired differences from {baseline}: no seed with per-prompt results from both")
+    h2h, cache = [], {}
+    for a, b in args.h2h:
+        result = head_to_head_runs(args.out, a, b, args.seeds, n_boot=args.n_boot, rows_cache=cache)
+        if result is None:
+            print(f"[table] head-to-head {a} vs {b}: no seed with generations from both")
+        else:
+            h2h.append(result)
+    if h2h:
+        text = h2h_markdown(h2h, n_boot=args.n_boot)
+        (args.out / "h2h.md").write_text(text + "\n")
+        _write_csv(args.out / "h2h.csv", h2h)
+        print("\n" + text)
     return 0
