@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from contextlib import nullcontext
 from dataclasses import fields
 from pathlib import Path
@@ -165,6 +166,8 @@ def _answer_all(gen: Generator, prompts: Iterable[str], out: TextIO, headers: bo
 def generate_main(argv: list[str] | None = None) -> int:
     """Console entry of ``lit_iwpo generate`` (see the module docstring)."""
     args = _parser().parse_args(argv)
+    # transformers' deprecation notices are not the user's to act on; replies go to stdout, notices to stderr
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
     gen = Generator(args)
     stdin, out = sys.stdin, sys.stdout
     if args.prompts:
