@@ -325,3 +325,82 @@ def test_single_row_batch_gets_unit_weight():
     obj = _iw(estimator=RuLSIF())
     w, reason = obj.weights.estimate(torch.randn(1, 2), torch.randn(8, 2))
     assert torch.equal(w, torch.ones(1)) and reason is None
+
+
+def test_recent_pool_leaves_out_warmup_transforms(monkeypatch):
+    """warmup_steps 3, pool_size 6, batch s0-s3: of the recorded s4-s7 (steps 1, 2, 3, 4) only those recorded
+    after the warm-up (steps 3 and 4: s6, s7) join the pool, latest first."""
+
+    class Ones(DensityRatioEstimator):
+        def _fit_predict(self, ztr, zv):
+            return torch.ones(len(ztr))
+
+    pol, ref = _inputs()
+    obj = IWDPO(warmup_steps=3, pool="recent", pool_size=6, estimator=Ones())
+    obj.weights.store = WeightStore([f"s{i}" for i in range(8)], obj.weights.transform_dim)
+    obj.weights.n_val = 8
+    earlier = torch.arange(8.0).reshape(4, 2)
+    for sid, z, step in zip(["s4", "s5", "s6", "s7"], earlier, [1, 2, 3, 4]):
+        obj.weights.store.record_transforms([sid], z[None], step)
+    monkeypatch.setattr(obj.weights, "val_transforms", lambda ctx, n=None: torch.zeros(8, 2))
+    seen = {}
+    estimate = obj.weights.estimate
+    monkeypatch.setattr(obj.weights, "estimate", lambda zt, zv: (seen.setdefault("z", zt.clone()), estimate(zt, zv))[1])
+    obj(StepInputs(pol, ref, _Batch(4), "train", ctx=_Module(step=5)))
+    assert torch.equal(seen["z"][4:], earlier[[3, 2]])
+
+
+def test_refresh_recomputes_transforms_unless_recent_enough():
+    """Recorded at steps (-1, 1, 5, 8, 10), warm-up 2, refresh at step 10: max age 0 (default) recomputes all;
+    3 keeps steps >= 7 (rows 3, 4); null keeps everything after the warm-up (rows 2, 3, 4); `recompute` forces all."""
+    def rows(max_age, recompute=False):
+        source = IWDPO(warmup_steps=2, pool="refresh", transform_max_age=max_age).weights
+        source.store = WeightStore([f"s{i}" for i in range(5)], source.transform_dim)
+        for i, step in enumerate([-1, 1, 5, 8, 10]):
+            if step >= 0:
+                source.store.record_transforms([f"s{i}"], torch.zeros(1, 2), step)
+        return source.refresh_rows(10, recompute)
+
+    assert rows(0) == [0, 1, 2, 3, 4]
+    assert rows(3) == [0, 1, 2]
+    assert rows(None) == [0, 1]
+    assert rows(None, recompute=True) == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="transform_max_age"):
+        IWDPO(transform_max_age=-1)
+
+
+def test_refresh_transforms_equal_an_independent_eval_forward(tmp_path, pref_files):
+    """With LoRA dropout on (train and eval forwards differ), the transforms of the final refresh are the
+    rewards β(log π − log π_ref) of every training pair by the final policy in eval mode, computed here
+    directly from the peft model's logits (adapter disabled for π_ref)."""
+    objective = {"class_path": "lit_iwpo.objectives.IWDPO",
+                 "init_args": {**IW["init_args"], "pool": "refresh"}}
+    run = cli(["fit", "--config", str(_iw_config(tmp_path, pref_files, objective=objective, callbacks=[REFRESH_CB],
+                                                  **{"trainer.max_steps": 6, "model.lora": {
+                                                      "r": 4, "alpha": 8, "dropout": 0.3,
+                                                      "target_modules": ["q_proj", "v_proj"]}})),
+               "--test_after_fit", "false"])
+    source = run.model.objective.weights
+    assert source.store.transform_step.tolist() == [6] * 12
+    dm, policy = run.datamodule, run.model.policy
+    batch = dm.pair_batch("train", list(range(12)))
+    policy.eval()
+
+    def seq_logps(model):
+        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1].float()
+        token = torch.log_softmax(logits, -1).gather(-1, batch.input_ids[:, 1:, None])[..., 0]
+        return (token * batch.loss_mask[:, 1:]).sum(-1)
+
+    with torch.no_grad():
+        pol = seq_logps(policy)
+        with policy.disable_adapter():
+            ref = seq_logps(policy)
+    beta = run.model.objective.beta
+    want = beta * torch.stack([pol[:12] - ref[:12], pol[12:] - ref[12:]], -1)
+    got = source.store.transforms[source.store.index(dm.splits["train"].ids)]
+    assert torch.allclose(got, want, atol=1e-5), (got - want).abs().max()
+    # and not the training-mode forward (dropout): the comparison can tell the two apart
+    policy.train()
+    with torch.no_grad():
+        noisy = beta * (seq_logps(policy)[:12] - ref[:12])
+    assert not torch.allclose(noisy, want[:, 0], atol=1e-5)

@@ -32,8 +32,8 @@ class ImportanceWeightRefresh(L.Callback):
     Args:
         every_n_steps: Refresh every this many training steps (None: not by steps).
         every_n_epochs: Refresh at the end of every this many epochs (None: not by epochs).
-        recompute_train: Recompute every training transform with the current policy (a forward pass over
-            all of D_tr) instead of reusing those recorded during training.
+        recompute_train: Force recomputing every training transform with the current policy, whatever the
+            weight source's own setting (IW-DPO recomputes all by default: ``objective.transform_max_age``).
         write_weights: Write the parquet snapshots.
     """
 

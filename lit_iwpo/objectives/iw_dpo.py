@@ -25,7 +25,8 @@ class IWDPO(DPO):
     together with the latest recorded transforms of the pairs trained on just before it, ``pool_size`` pairs
     in all, normalised to mean 1 over that pool (a batch of mostly irrelevant pairs then weighs less in
     total); ``pool: refresh`` estimates weights for all of D_tr at once in the ``ImportanceWeightRefresh``
-    callback, from transforms recorded during training.
+    callback, with every training transform recomputed by the current policy (``transform_max_age`` allows
+    reusing recent ones recorded during training).
 
     The same as ``DPO(weights: DensityRatioWeights(...))``, with the pool named by a string.
 
@@ -46,6 +47,8 @@ class IWDPO(DPO):
             use uniform weights for that batch; ``raise``: stop with the error.
         seed: Seed of the validation-batch sampler (its state is checkpointed); null takes the run's seed
             (``seed_everything``), so runs with different seeds also draw different validation batches.
+        transform_max_age: ``pool: refresh``: reuse training transforms recorded at most this many steps before
+            a refresh; 0 (default) recomputes all with the current policy; null reuses any after the warm-up.
         beta: DPO's β (also scales the reward transform).
         loss_type: ``sigmoid`` or ``ipo``.
         label_smoothing: cDPO's ε.
@@ -63,6 +66,7 @@ class IWDPO(DPO):
         max_weight: Optional[float] = None,
         on_failure: str = "uniform",
         seed: Optional[int] = None,
+        transform_max_age: Optional[int] = 0,
         beta: float = 0.1,
         loss_type: str = "sigmoid",
         label_smoothing: float = 0.0,
@@ -75,6 +79,7 @@ class IWDPO(DPO):
             raise ConfigError(f"objective.pool_size must be >= 1, got {pool_size}")
         weights = DensityRatioWeights(transform=transform, estimator=estimator, pool=strategy(),
                                       warmup_steps=warmup_steps, val_batch_size=val_batch_size,
-                                      max_weight=max_weight, on_failure=on_failure, seed=seed)
+                                      max_weight=max_weight, on_failure=on_failure, seed=seed,
+                                      transform_max_age=transform_max_age)
         super().__init__(beta=beta, loss_type=loss_type, label_smoothing=label_smoothing,
                          length_normalize=length_normalize, weights=weights)

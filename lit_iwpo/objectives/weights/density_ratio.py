@@ -57,8 +57,8 @@ class BatchPool(Pool):
 
 class RecentPool(Pool):
     """Beyond the paper: estimate on an accumulated batch, this batch plus the latest recorded transforms
-    of the pairs trained on just before it (never those of step 0, where every transform is the same constant), ``size`` pairs in all, normalised
-    to mean 1 over that pool (a batch of mostly irrelevant pairs then weighs less in total).
+    of the pairs trained on just before it (never those recorded during the warm-up), ``size`` pairs in all,
+    normalised to mean 1 over that pool (a batch of mostly irrelevant pairs then weighs less in total).
 
     Args:
         size: Training pairs per estimate (this batch included).
@@ -84,7 +84,8 @@ class RecentPool(Pool):
         steps = store.transform_step.clone()
         steps[store.index(ids)] = -1
         latest = torch.argsort(steps, descending=True, stable=True)[:extra]
-        latest = latest[steps[latest] > 0]
+        # never warm-up transforms: the policy had barely moved, so they say little about the pair
+        latest = latest[steps[latest] >= max(source.warmup_steps, 1)]  # step 0: every transform the same constant
         return torch.cat([z_all.float().cpu(), store.transforms[latest]])
 
     def batch_weights(self, source, ctx, ids, z_all):
@@ -130,14 +131,23 @@ class DensityRatioWeights(StoredWeights):
         on_failure: ``uniform``: a failed estimate logs ``iw/fallback`` and uses uniform weights for that
             batch; ``raise``: stop with the error.
         seed: Seed of the validation-batch sampler (checkpointed); None takes the run's seed.
+        transform_max_age: At a refresh (``RefreshPool``), reuse a training transform recorded during training
+            only if it is at most this many steps old; older ones, and those of the warm-up, are recomputed with
+            the current policy. 0 (default) recomputes every training transform, so training and D_v transforms
+            come from the same policy; None reuses any recorded after the warm-up (no forward pass over D_tr,
+            but transforms up to an epoch old beside D_v's of now: implicit rewards drift as training goes on).
     """
 
     request = ForwardRequest(reference="sequence")
 
     def __init__(self, transform: str = "reward", estimator: Optional[DensityRatioEstimator] = None,
                  pool: Optional[Pool] = None, warmup_steps: int = 10, val_batch_size: int = 16,
-                 max_weight: Optional[float] = None, on_failure: str = "uniform", seed: Optional[int] = None) -> None:
+                 max_weight: Optional[float] = None, on_failure: str = "uniform", seed: Optional[int] = None,
+                 transform_max_age: Optional[int] = 0) -> None:
         super().__init__()
+        if transform_max_age is not None and transform_max_age < 0:
+            raise ConfigError(f"objective.transform_max_age must be >= 0 or null, got {transform_max_age}")
+        self.transform_max_age = transform_max_age
         self.transform_dim = transform_dim(transform)
         if on_failure not in ("uniform", "raise"):
             raise ConfigError(f"objective.on_failure must be 'uniform' or 'raise', got {on_failure!r}")
@@ -286,14 +296,13 @@ class DensityRatioWeights(StoredWeights):
 
     @torch.no_grad()
     def refresh(self, ctx: StepContext, recompute: bool = False) -> bool:
-        """Re-estimate the weights of all of D_tr at once.
+        """Re-estimate the weights of all of D_tr at once, against all of D_v's transforms by the current policy.
 
-        Training transforms are the ones recorded during training (each sample's latest, so up to an epoch
-        old) unless ``recompute``; samples not seen since the warm-up (whose transforms carry no signal) are
-        computed now with the current policy. Runs on rank 0; every rank stores the result.
+        Training transforms are recomputed with the current policy, except those recorded during training at
+        most ``transform_max_age`` steps ago (0, the default: none is reused; ``recompute`` forces recomputing
+        all); transforms of the warm-up are always recomputed. Runs on rank 0; every rank stores the result.
         """
-        stale = self.store.transform_step < self.warmup_steps
-        rows = list(range(len(self.store))) if recompute else [i for i, s in enumerate(stale.tolist()) if s]
+        rows = self.refresh_rows(ctx.step, recompute)
 
         def run():
             z_rows = self._rows_transforms(ctx, "train", rows) if rows else torch.empty(0, self.transform_dim)
@@ -312,6 +321,16 @@ class DensityRatioWeights(StoredWeights):
             return False
         self.store.set_weights(None, w, ctx.step)
         return True
+
+    def refresh_rows(self, step: int, recompute: bool = False) -> list[int]:
+        """Training rows whose transform a refresh at ``step`` recomputes (see :meth:`refresh`)."""
+        recorded = self.store.transform_step
+        stale = recorded < self.warmup_steps
+        if recompute or self.transform_max_age == 0:
+            stale = torch.ones_like(stale)
+        elif self.transform_max_age is not None:
+            stale |= recorded < step - self.transform_max_age
+        return torch.nonzero(stale).flatten().tolist()
 
     def weight_tables(self, ctx: StepContext) -> dict[str, dict[str, list]]:
         tables = super().weight_tables(ctx)
