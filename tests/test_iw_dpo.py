@@ -404,3 +404,67 @@ def test_refresh_transforms_equal_an_independent_eval_forward(tmp_path, pref_fil
     with torch.no_grad():
         noisy = beta * (seq_logps(policy)[:12] - ref[:12])
     assert not torch.allclose(noisy, want[:, 0], atol=1e-5)
+
+
+def test_estimates_quality_by_hand():
+    """w = (2, 1, 1, 0) on relevant (T, F, T, F): pairs (2>1) (2>0) (1=1: ½) (1>0) → AUC 3.5/4; ESS = 16/6 of 4.
+    A second estimate, (1, 1) on two relevant pairs, has no AUC and ESS ratio 1."""
+    from lit_iwpo.eval.metrics import estimates_quality
+
+    got = estimates_quality([(T([2.0, 1.0, 1.0, 0.0]), [True, False, True, False]), (T([1.0, 1.0]), [True, True])])
+    assert got["iw/auc_relevant_used"] == pytest.approx(0.875)
+    assert got["iw/ess_ratio_used"] == pytest.approx((16 / 6 / 4 + 1.0) / 2)
+    assert got["iw/n_estimates_used"] == 2 and got["iw/n_estimates_auc"] == 1
+
+
+def _pairwise_auc(w, rel):
+    pos = [x for x, r in zip(w, rel) if r]
+    neg = [x for x, r in zip(w, rel) if not r]
+    return sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / (len(pos) * len(neg))
+
+
+@pytest.mark.parametrize("pool", ["batch", "refresh"])
+def test_weight_figures_describe_the_estimates_training_used(tmp_path, pref_files, pool):
+    """batch: one estimate per step after the warm-up (steps 2..8 of 9), each judged on its own 2 pairs;
+    refresh (every 3 steps): the refreshes at steps 3 and 6 weighted 3 steps each, the last one (step 9) none.
+    The refresh at the last step is also the analysis estimate (all of D_tr, final policy), for free."""
+    objective = {"class_path": "lit_iwpo.objectives.IWDPO", "init_args": {**IW["init_args"], "pool": pool}}
+    run = cli(["fit", "--config", str(_iw_config(tmp_path, pref_files, objective=objective, callbacks=[REFRESH_CB],
+                                                  **{"trainer.max_steps": 9})), "--eval.win_rate", "false"])
+    source = run.model.objective.weights
+    summary = json.loads((Path(run.trainer.log_dir) / "summary.json").read_text())
+    rel = {sid: row["relevant"] for sid, row in zip(run.datamodule.splits["train"].ids, run.datamodule.splits["train"].rows)}
+    used = source.used_estimates()
+    if pool == "batch":
+        assert [e["step"] for e in source.estimates] == list(range(2, 9)) and all(len(i) == 2 for i, _ in used)
+        assert "iw/analysis/auc_relevant" not in summary  # not free for the batch pool: off by default
+    else:
+        assert [(e["step"], e["uses"]) for e in source.estimates] == [(3, 3), (6, 3), (9, 0)]
+        assert len(used) == 2 and all(len(i) == 12 for i, _ in used)
+        final = source.estimates[-1]["weights"].tolist()
+        assert summary["iw/analysis/auc_relevant"] == pytest.approx(_pairwise_auc(final, [rel[i] for i in source.store.ids]))
+    aucs = [_pairwise_auc(w.tolist(), [rel[i] for i in ids]) for ids, w in used if len({rel[i] for i in ids}) == 2]
+    assert summary["iw/n_estimates_used"] == len(used) and summary["iw/n_estimates_auc"] == len(aucs)
+    if aucs:
+        assert summary["iw/auc_relevant_used"] == pytest.approx(sum(aucs) / len(aucs))
+
+
+def test_batch_pool_analysis_estimate_on_request(tmp_path, pref_files):
+    """eval.weight_analysis true: an estimate over all of D_tr with the final policy, against all of D_v."""
+    run = cli(["fit", "--config", str(_iw_config(tmp_path, pref_files, **{"trainer.max_steps": 4})),
+               "--eval.win_rate", "false", "--eval.weight_analysis", "true"])
+    summary = json.loads((Path(run.trainer.log_dir) / "summary.json").read_text())
+    assert summary["iw/analysis/n_weighted"] == 12 and 0.0 <= summary["iw/analysis/auc_relevant"] <= 1.0
+
+
+def test_wpo_and_iw_dpo_figures_cover_the_same_pairs(tmp_path, pref_files):
+    """WPO trained on D_tr ∪ D_v stores weights for D_v pairs too; the figures leave them out (D_tr only)."""
+    wpo = {"class_path": "lit_iwpo.objectives.WPO"}
+    run = cli(["fit", "--config", str(_iw_config(tmp_path, pref_files, objective=wpo, **{"trainer.max_steps": 8})),
+               "--data.train_on", "train+val", "--eval.win_rate", "false"])
+    source = run.model.objective.weights
+    val_ids = set(run.datamodule.splits["val"].ids)
+    stored = [sid for sid, s in zip(source.store.ids, source.store.weight_step.tolist()) if s >= 0]
+    assert any(sid in val_ids for sid in stored)  # the run did weight D_v pairs
+    summary = json.loads((Path(run.trainer.log_dir) / "summary.json").read_text())
+    assert summary["iw/n_weighted"] == len([sid for sid in stored if sid not in val_ids])

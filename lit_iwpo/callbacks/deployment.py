@@ -13,7 +13,7 @@ from lit_iwpo.callbacks.artifacts import run_dir
 from lit_iwpo.data.records import as_relevance
 from lit_iwpo.data.tokenize import prompt_text
 from lit_iwpo.eval.judges import Judge, OracleJudge, judge_both_orders
-from lit_iwpo.eval.metrics import group_means, weight_quality, win_rate
+from lit_iwpo.eval.metrics import estimates_quality, group_means, weight_quality, win_rate
 from lit_iwpo.models.generation import generate_texts
 from lit_iwpo.progress import phase, progress
 
@@ -44,9 +44,13 @@ class DeploymentEval(L.Callback):
       rows is logged as ``test/rewards/accuracies/<group>`` (no generation needed: the fast, low-variance
       companion of the win rate); the win rate per prompt ``category`` (e.g. risky, benign) as
       ``test/win_rate/<category>``.
-    - Weight quality (objectives with sample weights, training rows with a ``relevant`` column):
-      ``iw/auc_relevant`` (AUC of the weights for relevant vs irrelevant pairs) and ``iw/ess``, over the
-      training pairs whose weight was estimated (see ``StoredWeights.sample_weights``).
+    - Weight quality, always over D_tr pairs only (so methods that also train on D_v, e.g. WPO on D_tr ∪ D_v,
+      compare with IW-DPO over the same pairs): ``iw/auc_relevant`` / ``iw/ess`` of the final stored weights;
+      ``iw/auc_relevant_used`` / ``iw/ess_ratio_used``, each estimate training used judged on its own and
+      averaged (see ``eval.metrics.estimates_quality``); ``iw/analysis/*``, an analysis estimate (not used in
+      training) over all of D_tr with the final policy (``weight_analysis``).
+      ``iw/auc_relevant`` is the AUC of the weights for relevant vs irrelevant pairs (training rows with a
+      ``relevant`` column), over the pairs whose weight was estimated (``StoredWeights.sample_weights``).
 
     Args:
         judge: The pairwise judge. None: the scenario's oracle when the test rows come from an embedded
@@ -54,10 +58,14 @@ class DeploymentEval(L.Callback):
         baseline: ``reference`` (the base model, adapter disabled) or another run's ``hf/`` folder.
         win_rate: Generate and judge (the costly part: two generations per prompt).
         max_prompts: Judge only the first N test prompts (None: all).
+        weight_analysis: The analysis estimate ``iw/analysis/*`` (density-ratio weights): one estimate over all of
+            D_tr against all of D_v with the final policy. None: only when it is free (a refresh at the last step
+            already made it); true: also otherwise (a forward pass over D_tr); false: never.
     """
 
     def __init__(self, judge: Optional[Judge] = None, baseline: str = "reference", win_rate: bool = True,
-                 max_prompts: Optional[int] = None) -> None:
+                 max_prompts: Optional[int] = None, weight_analysis: Optional[bool] = None) -> None:
+        self.weight_analysis = weight_analysis
         self.judge = judge
         self.baseline = baseline
         self.win_rate = win_rate
@@ -146,13 +154,35 @@ class DeploymentEval(L.Callback):
         weights = pl_module.objective.sample_weights()
         if weights is None:
             return {}
-        ids, w = weights
-        relevant = None
-        if trainer.datamodule.has_split("train"):
-            split = trainer.datamodule.load_split("train")
-            pos = split.position()
-            relevant = [as_relevance(split.rows[pos[i]].get("relevant")) if i in pos else None for i in ids]
-        if relevant is None or not any(isinstance(r, bool) for r in relevant):
+        dm = trainer.datamodule
+        relevance: dict[str, bool | None] = {}
+        if dm.has_split("train"):
+            split = dm.load_split("train")
+            relevance = {sid: as_relevance(row.get("relevant")) for sid, row in zip(split.ids, split.rows)}
+        if not any(isinstance(r, bool) for r in relevance.values()):
             rank_zero_warn("lit_iwpo: training rows have no 'relevant' column: iw/auc_relevant not computed")
+        deployment = set(dm.load_split("val").ids) if dm.has_split("val") else set()
+
+        def on_dtr(ids: list[str], w: torch.Tensor) -> tuple[list[str], torch.Tensor, list]:
+            keep = [k for k, sid in enumerate(ids) if sid not in deployment]
+            kept = [ids[k] for k in keep]
+            return kept, w[keep], [relevance.get(sid) for sid in kept]
+
+        sources = pl_module.objective.weight_sources()
+        used = [on_dtr(ids, w) for s in sources if hasattr(s, "used_estimates") for ids, w in s.used_estimates()]
+        analysis = None
+        for s in sources:
+            if hasattr(s, "analysis_weights") and self.weight_analysis is not False:
+                analysis = analysis or s.analysis_weights(pl_module.context, compute=bool(self.weight_analysis))
+
+        def figures() -> dict[str, float]:
+            ids, w, rel = on_dtr(*weights)
+            out = weight_quality(w, rel) if ids else {}
+            out.update(estimates_quality([(w_, rel_) for ids_, w_, rel_ in used if ids_]))
+            if analysis is not None:
+                a_ids, a_w, a_rel = on_dtr(*analysis)
+                out.update({k.replace("iw/", "iw/analysis/"): v for k, v in weight_quality(a_w, a_rel).items()})
+            return out
+
         # computed once and broadcast, like every weight figure: all ranks log the same values
-        return pl_module.context.compute_once(lambda: weight_quality(w, relevant))
+        return pl_module.context.compute_once(figures)

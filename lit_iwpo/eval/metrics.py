@@ -8,7 +8,7 @@ import torch
 
 from lit_iwpo.weighting.density_ratio import effective_sample_size
 
-__all__ = ["auc", "effective_sample_size", "group_means", "weight_quality", "win_rate"]
+__all__ = ["auc", "effective_sample_size", "estimates_quality", "group_means", "weight_quality", "win_rate"]
 
 
 def group_means(values: Sequence[float], groups: Sequence[str | None]) -> dict[str, float]:
@@ -78,4 +78,25 @@ def weight_quality(w: torch.Tensor, relevant: Sequence | None = None) -> dict[st
     labels = [r for _, r in known]
     if any(labels) and not all(labels):
         out["iw/auc_relevant"] = auc([x for x, _ in known], labels)
+    return out
+
+
+def estimates_quality(estimates: Sequence[tuple[torch.Tensor, Sequence]]) -> dict[str, float]:
+    """Quality of the estimates training used, each judged on its own: ``(weights, relevant)`` per estimate
+    (e.g. one per training batch with IW-DPO's Algorithm 1, one per refresh that weighted a step).
+
+    ``iw/auc_relevant_used``: mean AUC over the estimates whose pairs include both relevant and irrelevant ones
+    (``iw/n_estimates_auc`` of them); ``iw/ess_ratio_used``: mean ESS / n over all ``iw/n_estimates_used``.
+    Unlike ``iw/auc_relevant`` on the final stored weights, this never ranks weights that were normalised in
+    different batches against each other.
+    """
+    if not estimates:
+        return {}
+    per = [weight_quality(w, relevant) for w, relevant in estimates]
+    out = {"iw/n_estimates_used": float(len(per)),
+           "iw/ess_ratio_used": sum(q["iw/ess_ratio"] for q in per) / len(per)}
+    aucs = [q["iw/auc_relevant"] for q in per if "iw/auc_relevant" in q]
+    out["iw/n_estimates_auc"] = float(len(aucs))
+    if aucs:
+        out["iw/auc_relevant_used"] = sum(aucs) / len(aucs)
     return out

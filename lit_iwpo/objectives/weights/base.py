@@ -102,6 +102,8 @@ class StoredWeights(WeightSource):
         self.store: WeightStore | None = None
         self.relevant: Tensor | None = None  # [N_tr] 1/0/NaN ground truth, for logging only
         self.groups: list[str] = []
+        # every estimate training used: {"step", "index" (store rows it covers), "weights", "uses" (steps weighted)}
+        self.estimates: list[dict[str, Any]] = []
 
     def setup(self, ctx: StepContext) -> None:
         train = ctx.split("train")
@@ -113,18 +115,34 @@ class StoredWeights(WeightSource):
                                       for row in train.rows])
         self.groups = [str(r.get("group", "")) for r in train.rows]
 
+    def log_estimate(self, step: int, index: Tensor, weights: Tensor, uses: int = 1) -> None:
+        """Keep one estimate (weights of the store rows ``index``) for the per-estimate quality figures."""
+        self.estimates.append({"step": int(step), "index": index.detach().cpu().long(),
+                               "weights": weights.detach().cpu().float(), "uses": int(uses)})
+
+    def used_estimates(self) -> list[tuple[list[str], Tensor]]:
+        """(ids, weights) of every estimate that weighted at least one training step, oldest first."""
+        if self.store is None:
+            return []
+        return [([self.store.ids[i] for i in e["index"].tolist()], e["weights"].clone())
+                for e in self.estimates if e["uses"] > 0]
+
     def batch_metrics(self, w: Tensor, inputs: StepInputs) -> dict[str, Tensor]:
         rel = None if self.relevant is None else self.relevant[inputs.batch.index.cpu()]
         return weight_stats(w, rel)
 
-    def record(self, inputs: StepInputs, w: Tensor) -> None:
-        """Store this global batch's weights (gathered from every process)."""
+    def record(self, inputs: StepInputs, w: Tensor, log: bool = False) -> None:
+        """Store this global batch's weights (gathered from every process); ``log``: they are an estimate of
+        their own (e.g. WPO's per-batch weights), kept for the per-estimate figures."""
         if self.store is None:
             return
         ctx = inputs.ctx
         w_all, index = gather(ctx, w), gather(ctx, inputs.batch.index.to(w.device))
         ids = [self.store.ids[i] for i in index.tolist()]
-        self.store.set_weights(ids, w_all, ctx.step if ctx is not None else 0)
+        step = ctx.step if ctx is not None else 0
+        self.store.set_weights(ids, w_all, step)
+        if log:
+            self.log_estimate(step, self.store.index(ids), w_all)
 
     # --------------------------------------------------------------- export
     def sample_weights(self) -> tuple[list[str], Tensor] | None:
@@ -161,8 +179,11 @@ class StoredWeights(WeightSource):
 
     # ---------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
-        return {} if self.store is None else {"store": self.store.state_dict()}
+        if self.store is None:
+            return {}
+        return {"store": self.store.state_dict(), "estimates": [dict(e) for e in self.estimates]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if "store" in state and self.store is not None:
             self.store.load_state_dict(state["store"])
+        self.estimates = [dict(e) for e in state.get("estimates", [])]

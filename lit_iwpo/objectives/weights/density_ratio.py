@@ -287,6 +287,9 @@ class DensityRatioWeights(StoredWeights):
             else:
                 if not self.pool.refreshes:
                     self.store.set_weights(ids, w_all, step)
+                    self.log_estimate(step, self.store.index(ids), w_all)
+                elif self.estimates and self.estimates[-1]["step"] == self.store.weight_step.max().item():
+                    self.estimates[-1]["uses"] += 1  # this step is weighted by the latest refresh's estimate
                 w = w_all[ctx.rank * len(batch):(ctx.rank + 1) * len(batch)].cpu()
         return w, {**metrics, **self.batch_metrics(w, inputs)}
 
@@ -320,7 +323,30 @@ class DensityRatioWeights(StoredWeights):
             self._fallback(reason)
             return False
         self.store.set_weights(None, w, ctx.step)
+        self.log_estimate(ctx.step, torch.arange(len(self.store)), w, uses=0)  # counted as steps use it
         return True
+
+    @torch.no_grad()
+    def analysis_weights(self, ctx: StepContext, compute: bool = False) -> tuple[list[str], Tensor] | None:
+        """An analysis estimate, not used in training: weights of all of D_tr against all of D_v, every transform
+        by the current policy. Free when a refresh at this step just made it (``transform_max_age: 0``);
+        otherwise computed only if ``compute`` (a forward pass over D_tr). None when it cannot be had."""
+        if self.store is None or not self.n_val:
+            return None
+        last = self.estimates[-1] if self.estimates else None
+        if (last is not None and last["step"] == ctx.step and len(last["index"]) == len(self.store)
+                and bool((self.store.transform_step == ctx.step).all())):
+            return list(self.store.ids), last["weights"].clone()
+        max_train = getattr(self.estimator, "max_train", None)
+        if not compute or (max_train is not None and len(self.store) > max_train):
+            return None
+
+        def run():
+            z_train = self._rows_transforms(ctx, "train", list(range(len(self.store))))
+            return self.estimate(z_train.float().cpu(), self.val_transforms(ctx))
+
+        w, _ = ctx.compute_once(run)
+        return None if w is None else (list(self.store.ids), w)
 
     def refresh_rows(self, step: int, recompute: bool = False) -> list[int]:
         """Training rows whose transform a refresh at ``step`` recomputes (see :meth:`refresh`)."""

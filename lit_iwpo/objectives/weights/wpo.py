@@ -20,5 +20,5 @@ class WPOWeights(StoredWeights):
     def train_weights(self, inputs: StepInputs, losses: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         pol = inputs.policy
         w = wpo_pair_weights(wpo_sequence_log_weights(pol.token_logps, pol.logits, pol.mask))
-        self.record(inputs, w)
+        self.record(inputs, w, log=True)
         return w, self.batch_metrics(w, inputs)
