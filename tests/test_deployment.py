@@ -147,3 +147,28 @@ def test_baseline_can_be_another_runs_adapter(tmp_path, pref_files):
     assert [g["policy"] for g in gens_a] != [g["baseline"] for g in gens_a]  # A really moved away from the base
     assert [g["baseline"] for g in gens_b] == [g["policy"] for g in gens_a]
     assert [g["policy"] for g in gens_b] == [g["baseline"] for g in gens_a]
+
+
+def test_baseline_answers_are_generated_once(tmp_path, pref_files, monkeypatch):
+    """Two runs that share the reference, prompts and decoding settings generate the base model's answers
+    once; other decoding settings (another key) generate them again. The reused answers are the same texts."""
+    from lit_iwpo.callbacks.deployment import DeploymentEval
+
+    monkeypatch.setenv("LIT_IWPO_CACHE", str(tmp_path / "cache"))
+    calls = []
+    original = DeploymentEval._baseline_generate
+    monkeypatch.setattr(DeploymentEval, "_baseline_generate",
+                        lambda self, m, b: (calls.append(len(b.ids)), original(self, m, b))[1])
+
+    def run(name, *extra):
+        cfg = _scenario_config(tmp_path / name, pref_files)
+        out = Path(cli(["fit", "--config", str(cfg), "--trainer.max_steps", "2", *extra]).trainer.log_dir)
+        return [json.loads(line)["baseline"] for line in (out / "generations_test.jsonl").read_text().splitlines()]
+
+    first = run("a")
+    assert sum(calls) == 6
+    second = run("b", "--seed_everything", "1", "--model.lr", "1e-2")  # another policy, the same reference
+    assert sum(calls) == 6 and second == first
+    assert len(list((tmp_path / "cache" / "generations").glob("baseline-*.json"))) == 1
+    run("c", "--model.generation.max_new_tokens", "3")
+    assert sum(calls) == 12

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
+import os
+from pathlib import Path
 from typing import Any, Optional
 
 import lightning as L
@@ -15,6 +19,8 @@ from lit_iwpo.data.tokenize import prompt_text
 from lit_iwpo.eval.judges import Judge, OracleJudge, judge_both_orders
 from lit_iwpo.eval.metrics import estimates_quality, group_means, weight_quality, win_rate
 from lit_iwpo.models.generation import generate_texts
+from lit_iwpo.models.loading import cache_root
+from lit_iwpo.models.refcache import model_fingerprint, tokenizer_fingerprint
 from lit_iwpo.progress import phase, progress
 
 
@@ -24,6 +30,22 @@ def _gather(obj: list) -> list:
         torch.distributed.all_gather_object(parts, obj)
         return [x for p in parts for x in p]
     return obj
+
+
+def _read_cache(path: Path | None) -> dict[str, str] | None:
+    if path is None or not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # a damaged cache file: generate again (and overwrite it)
+
+
+def _write_cache(path: Path, answers: dict[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(answers, ensure_ascii=False), encoding="utf-8")
+    tmp.replace(path)  # atomic: a concurrent reader sees the old file or the whole new one
 
 
 def load_baseline(path: str):
@@ -58,14 +80,20 @@ class DeploymentEval(L.Callback):
         baseline: ``reference`` (the base model, adapter disabled) or another run's ``hf/`` folder.
         win_rate: Generate and judge (the costly part: two generations per prompt).
         max_prompts: Judge only the first N test prompts (None: all).
+        cache_baseline: With ``baseline: reference``, keep the base model's answers on disk
+            (``$LIT_IWPO_CACHE/generations/``) under a key of everything they depend on (the reference's weights,
+            the tokenizer, the prompts' token ids, the decoding settings, the batching and the number of
+            processes), so runs that share them (seeds, methods of a table) generate them once.
         weight_analysis: The analysis estimate ``iw/analysis/*`` (density-ratio weights): one estimate over all of
             D_tr against all of D_v with the final policy. None: only when it is free (a refresh at the last step
             already made it); true: also otherwise (a forward pass over D_tr); false: never.
     """
 
     def __init__(self, judge: Optional[Judge] = None, baseline: str = "reference", win_rate: bool = True,
-                 max_prompts: Optional[int] = None, weight_analysis: Optional[bool] = None) -> None:
+                 max_prompts: Optional[int] = None, weight_analysis: Optional[bool] = None,
+                 cache_baseline: bool = True) -> None:
         self.weight_analysis = weight_analysis
+        self.cache_baseline = cache_baseline
         self.judge = judge
         self.baseline = baseline
         self.win_rate = win_rate
@@ -87,6 +115,23 @@ class DeploymentEval(L.Callback):
             self._baseline_model = load_baseline(self.baseline).to(pl_module.device)
         return generate_texts(self._baseline_model, pl_module.tokenizer, batch.input_ids, batch.attention_mask,
                               pl_module.generation, seed_offset=int(batch.index[0]))
+
+    def _baseline_cache(self, trainer, pl_module, data, n_local: int) -> Path | None:
+        """Where the reference's answers for this evaluation are kept (None: not cached)."""
+        if not self.cache_baseline or self.baseline != "reference":
+            return None
+        h = hashlib.blake2b(digest_size=16)
+        with pl_module.scorer.reference_model() as ref:
+            h.update(model_fingerprint(ref).encode())
+        h.update(tokenizer_fingerprint(pl_module.tokenizer).encode())
+        n = len(data) if self.max_prompts is None else min(self.max_prompts, len(data))
+        for sid, prompt in zip(data.ids[:n], data.prompts[:n]):
+            h.update(sid.encode())
+            h.update(torch.tensor(prompt, dtype=torch.int32).numpy().tobytes())
+        h.update(repr((dataclasses.asdict(pl_module.generation), trainer.datamodule.eval_batch_size,
+                       trainer.datamodule.pad_to_multiple_of, trainer.world_size, str(trainer.precision),
+                       n_local)).encode())
+        return cache_root() / "generations" / f"baseline-{h.hexdigest()[:24]}.json"
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         run_dir(trainer)  # a collective the first time: on every rank, before any rank-0-only write
@@ -132,11 +177,16 @@ class DeploymentEval(L.Callback):
         records = []
         # the first max_prompts rows, then sharded: the same prompts on any number of processes
         loader = dm.prompt_dataloader("test", limit=self.max_prompts)
+        cache = self._baseline_cache(trainer, pl_module, data, len(loader.dataset))
+        cached = _read_cache(cache)
         with phase(trainer, "win_rate"):
             for batch in progress(loader, desc="win rate: generate + judge", trainer=trainer):
                 batch = trainer.strategy.batch_to_device(batch)
                 ours = pl_module.generate(batch)
-                theirs = self._baseline_generate(pl_module, batch)
+                if cached is not None and all(sid in cached for sid in batch.ids):
+                    theirs = [cached[sid] for sid in batch.ids]
+                else:
+                    theirs = self._baseline_generate(pl_module, batch)
                 outcomes = judge_both_orders(judge, batch.rows, ours, theirs)
                 records += [{"id": sid, "prompt": prompt_text(row), "policy": a, "baseline": b, "outcome": o}
                             for sid, row, a, b, o in zip(batch.ids, batch.rows, ours, theirs, outcomes)]
@@ -144,6 +194,8 @@ class DeploymentEval(L.Callback):
         stats = win_rate([r["outcome"] for r in records])
         categories = [data.rows[positions[r["id"]]].get("category") for r in records]
         stats.update({f"win_rate/{c}": v for c, v in group_means([r["outcome"] for r in records], categories).items()})
+        if trainer.is_global_zero and cache is not None and cached is None:
+            _write_cache(cache, {r["id"]: r["baseline"] for r in records})
         if trainer.is_global_zero:
             path = run_dir(trainer) / "generations_test.jsonl"
             path.parent.mkdir(parents=True, exist_ok=True)
