@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 from collections import Counter
+from importlib.resources import files
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -30,8 +32,10 @@ from lit_iwpo.data.scenarios import (
 from lit_iwpo.data.scenarios.adapters.cali import ANSWERS, majority, parse_ratings
 from lit_iwpo.data.scenarios.adapters.shp import base_domain
 from lit_iwpo.data.scenarios.engine import build_shifted
+from lit_iwpo.data.scenarios import judge as oracle
+from lit_iwpo.data.scenarios import loader, textfeatures
 from lit_iwpo.data.scenarios.judge import FEATURE_FORMS, LORE_MARKERS, SCIFI_VOCAB
-from lit_iwpo.data.scenarios.material import PROMPT_PREFIXES, Material, Topic
+from lit_iwpo.data.scenarios.material import PROMPT_PREFIXES, FileMaterial, Material, Topic
 from lit_iwpo.data.scenarios.splits import LABEL, PROMPT, RESPONSE
 from lit_iwpo.data.scenarios.unique import outcomes
 from lit_iwpo.data.scenarios.textfeatures import content_stems, hits, is_refusal, normalise
@@ -375,6 +379,146 @@ def test_each_shift_type_changes_exactly_its_factors(name, shift):
         pair = {r["chosen_form"], r["rejected_form"]}
         in_dep = any(set(p) == pair for p in m.contrasts(topic, "dep")) and r["pair_kind"] == "dep"
         assert in_dep == (RESPONSE not in factors)
+
+
+# ---------------------------------------------------------------------------------------------- material files
+MATERIAL_FILES = files("lit_iwpo.data.scenarios") / "material"
+
+
+def _material_json(filename: str):
+    return json.loads((MATERIAL_FILES / filename).read_text(encoding="utf-8"))
+
+
+def test_every_material_file_validates():
+    shipped = sorted(p.name for p in MATERIAL_FILES.iterdir() if p.name.endswith(".json"))
+    expected = sorted([f"{n}.json" for n in NAMES] + [f"oracle_{n}.json" for n in NAMES]
+                      + ["shared.json", "oracle_shared.json"])  # fmt: skip
+    assert shipped == expected
+    for name in NAMES:
+        m = MATERIALS[name]
+        assert isinstance(m, FileMaterial)
+        loader.validate_material(_material_json(f"{name}.json"), f"{name}.json", m.schema)
+        loader.validate_oracle(_material_json(f"oracle_{name}.json"), f"oracle_{name}.json",
+                               oracle.ORACLE_SCHEMAS[name], m.schema, tuple(m.by_key))  # fmt: skip
+    loader.validate_shared(_material_json("shared.json"), "shared.json")
+    loader.validate_oracle_shared(_material_json("oracle_shared.json"), "oracle_shared.json")
+
+
+def _break(data, path, value=KeyError):
+    """A deep copy of ``data`` with the item at ``path`` removed (``value`` KeyError) or replaced."""
+    data = copy.deepcopy(data)
+    *parents, last = path
+    target = data
+    for key in parents:
+        target = target[key]
+    if value is KeyError:
+        del target[last]
+    else:
+        target[last] = value
+    return data
+
+
+BROKEN_MATERIAL = [
+    # (path, replacement or KeyError for "missing", text the error must contain after the file name)
+    (("topics", 3, "texts", "indian"), KeyError, "topics[3].texts: missing key 'indian'"),
+    (("topics", 5, "keywords", "american"), [1, 2], "topics[5].keywords.american[0]: must be a string, got int"),
+    (("topics", 0, "slots", "task"), 7, "topics[0].slots.task: must be a string, got int"),
+    (("topics", 2, "slots"), {"thing": "x"}, "topics[2].slots: missing slot 'task' used by templates.train[0]"),
+    (("topics", 4, "domain"), "elsewhere", "topics[4].domain: 'elsewhere' is not one of"),
+    (("topics", 1, "key"), "greet_elders", "topics[1].key: duplicate topic key 'greet_elders' (also topics[0])"),
+    (("topics", 6, "colour"), "red", "topics[6]: unknown key 'colour'"),
+    (("wording", "openers"), KeyError, "wording: missing key 'openers'"),
+    (("wording", "vague"), "Customs vary.", "wording.vague: must be a list of strings, got a string"),
+    (("templates", "held_out"), ["{task}?"], "templates.held_out: must hold at least 3 strings, got 1"),
+    (("ranks", "indian", "vague"), "1", "ranks.indian.vague: must be an integer, got a string"),
+    (("default_severity",), 1.5, "default_severity: must lie in [0, 1], got 1.5"),
+    (("default_shift",), "z", "default_shift: 'z' is not one of"),
+    (("description",), KeyError, "missing key 'description'"),
+    (("topics",), {}, "topics: must be a non-empty list of topic objects, got an object"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("path", "value", "message"), BROKEN_MATERIAL)
+def test_a_broken_material_file_names_the_file_and_the_key(path, value, message):
+    m = MATERIALS["culture"]
+    good = _material_json("culture.json")
+    loader.validate_material(good, "culture.json", m.schema)  # the shipped file passes
+    with pytest.raises(ValueError) as err:
+        loader.validate_material(_break(good, path, value), "material/broken-culture.json", m.schema)
+    assert str(err.value).startswith("material/broken-culture.json: ") and message in str(err.value), str(err.value)
+
+
+BROKEN_ORACLE = [
+    (("features", "bad"), KeyError, "features: missing key 'bad'"),
+    (("features", "good", "rewards"), "lore-ish", "features.good.rewards: 'lore-ish' is not one of"),
+    (("phrases", "scifi-vocab"), KeyError, "phrases: missing key 'scifi-vocab'"),
+    (("extensions", "no_such_topic"), {"good": ["x"]}, "extensions.no_such_topic: is not a topic key of the material"),
+    (("extensions", "sky_blue", "act"), ["x"], "extensions.sky_blue.act: unknown feature"),
+    (("extensions", "sky_blue", "good"), "rayleigh", "extensions.sky_blue.good: must be a list of strings"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("path", "value", "message"), BROKEN_ORACLE)
+def test_a_broken_oracle_file_names_the_file_and_the_key(path, value, message):
+    m = MATERIALS["science"]
+    broken = _break(_material_json("oracle_science.json"), path, value)
+    with pytest.raises(ValueError) as err:
+        loader.validate_oracle(broken, "material/oracle_broken.json", oracle.ORACLE_SCHEMAS["science"], m.schema,
+                               tuple(m.by_key))  # fmt: skip
+    assert str(err.value).startswith("material/oracle_broken.json: ") and message in str(err.value), str(err.value)
+
+
+def test_unreadable_material_files_name_the_file():
+    with pytest.raises(ValueError, match=r"material/nope\.json: material file not found"):
+        loader.read_json("nope.json")
+    with pytest.raises(ValueError, match=r"shared\.json: missing key 'prompt_prefixes'"):
+        loader.validate_shared({"prefixes": []}, "shared.json")
+    with pytest.raises(ValueError, match=r"oracle_shared\.json: filler\[2\]: must be a string, got null"):
+        loader.validate_oracle_shared({"stopwords": ["a"], "filler": ["ok", "x", None], "imperative-verbs": ["use"]},
+                                      "oracle_shared.json")  # fmt: skip
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_materials_expose_exactly_their_files(name):
+    """Round trip: the engine's Material (and the judge's vocabulary) rebuild each file's content exactly."""
+    m = MATERIALS[name]
+    exposed = {
+        "description": m.description,
+        "domains": list(m.domains),
+        "populations": list(m.populations),
+        "default_shift": m.default_shift,
+        "default_severity": m.default_severity,
+        "ranks": m.ranks,
+        "templates": {"train": list(m.prompt_templates(held_out=False)),
+                      "held_out": list(m.prompt_templates(held_out=True))},
+        "wording": {k: list(v) for k, v in m.wording.items()},
+        "topics": [{"key": t.key, "domain": t.domain, "category": t.category, "slots": t.slots,
+                    "texts": {f: list(v) for f, v in t.texts.items()},
+                    "keywords": {f: list(v) for f, v in t.keywords.items()}} for t in m.topics],
+    }  # fmt: skip
+    raw = _material_json(f"{name}.json")
+    assert json.dumps(exposed) == json.dumps(raw)  # same content, same key order
+    assert m.templates == m.prompt_templates(held_out=False) + m.prompt_templates(held_out=True)
+    assert all(m.rank(p, t, f) == raw["ranks"][p][f] for p in m.populations for t in m.topics[:1] for f in m.ranks[p])
+    vocab = oracle.VOCABULARY[name]
+    judged = {
+        "features": {f: {"rewards": pos, "never_on": list(neg)} for f, (pos, neg) in FEATURE_FORMS[name].items()},
+        "phrases": {k: list(v) for k, v in vocab.phrases.items()},
+        "extensions": {t: {f: list(v) for f, v in d.items()} for t, d in oracle.EXTRA[name].items()},
+    }
+    assert json.dumps(judged) == json.dumps(_material_json(f"oracle_{name}.json"))
+
+
+def test_shared_files_round_trip():
+    assert list(PROMPT_PREFIXES) == _material_json("shared.json")["prompt_prefixes"]
+    words = _material_json("oracle_shared.json")
+    assert textfeatures.STOPWORDS == frozenset(words["stopwords"]) and textfeatures.FILLER == frozenset(words["filler"])
+    assert list(textfeatures.IMPERATIVE_VERBS) == words["imperative-verbs"]
+    hh_phrases = _material_json("oracle_helpful_harmless.json")["phrases"]
+    assert oracle.GENERIC_REDIRECT == tuple(hh_phrases["generic-redirect"])
+    assert (LORE_MARKERS, SCIFI_VOCAB) == tuple(
+        tuple(v) for v in _material_json("oracle_science.json")["phrases"].values()
+    )
 
 
 # ---------------------------------------------------------------------------------------------- oracle

@@ -5,6 +5,11 @@ each a preset of a generic generator for the paper's shift types a-h with a seve
 rule-based oracle judge per scenario for win rates on generated text; adapters for the real
 datasets (PKU-SafeRLHF, SHP, CALI); writers and the ``lit_iwpo scenario`` command.
 
+The scenarios' text (topics, prompt templates, response texts, wording) and the oracles' vocabulary
+are JSON package data in ``material/`` (``<scenario>.json``, ``oracle_<scenario>.json``, shared
+files), validated on load by :mod:`~lit_iwpo.data.scenarios.loader`; the code in ``text_*.py``,
+``engine.py`` and ``judge.py`` holds the rules (the oracle's numbers are named constants there).
+
     splits = build_scenario("culture", seed=0)             # ScenarioSplits(name, train, val, test, meta)
     judge = get_judge("culture"); judge.compare(row, a, b)  # 1.0 / 0.5 / 0.0
     write_scenario(splits, "data/culture", fmt="jsonl")

@@ -15,12 +15,13 @@ label rule, and type 'a' has no irrelevant pairs at all (severity is ignored). T
 irrelevant training pairs is exactly ``round(severity * n_train)``. D_v and D_te are drawn from
 p_te only (``relevant`` is True throughout), each on its own share of the held-out prompts.
 
-Held-out rule (``holdout``): ``"paraphrase"`` (default) reserves the last three prompt templates
-of the material for D_v / D_te (topics and response texts are shared with D_tr, prompt strings
-never are); ``"topic"`` reserves about a quarter of each domain's topics (chosen by the seed) for
-D_v / D_te, and D_tr never sees them. Either way, each held-out topic's templates are then split
-by the seed: a third of them (at least one) word D_v prompts and the rest word D_te prompts, so
-D_v and D_te share topics but never a prompt, not even one that differs only in its lead-in.
+Held-out rule (``holdout``): ``"paraphrase"`` (default) reserves the last three prompt templates of
+the material (its file's ``templates.held_out``) for D_v / D_te (topics and response texts are
+shared with D_tr, prompt strings never are); ``"topic"`` reserves about a quarter of each domain's
+topics (chosen by the seed) for D_v / D_te, and D_tr never sees them. Either way, each held-out
+topic's templates are then split by the seed: a third of them (at least one) word D_v prompts and
+the rest word D_te prompts, so D_v and D_te share topics but never a prompt, not even one that
+differs only in its lead-in.
 
 Uniqueness and isolation. No preference pair occurs twice in a build (pairs are compared as
 (prompt, chosen, rejected) text, ignoring case and whitespace): a draw that repeats a pair of its

@@ -10,11 +10,19 @@ A :class:`Material` gives each of the paper's three factors a *deployment* state
   ranking defines the deployment label, the other population disagrees on some contrasts
   ("disputed" contrasts).
 
+Text. The three embedded materials are :class:`FileMaterial` subclasses (``text_<scenario>.py``:
+which forms are contrasted and how a response is rendered, in code) whose text comes from
+``material/<scenario>.json`` in this package (topics with their slots, response texts and judge
+keywords; prompt templates; populations' ranks; scenario-wide wording such as openers), loaded and
+validated by :mod:`~lit_iwpo.data.scenarios.loader`. The prompt lead-ins shared by every material
+(:data:`PROMPT_PREFIXES`) are in ``material/shared.json``.
+
 Prompts are rendered from paraphrase templates. The last ``N_HELD_OUT`` templates of every
-material are held out: only validation and test prompts use them, so no D_v / D_te prompt string
-equals a D_tr prompt string (the topics and response texts are shared, which is what lets a label
-shift show as "same prompt content, same response pair, flipped choice"). The engine further
-splits each topic's held-out templates between D_v and D_te, so those two never share a prompt.
+material (a file's ``templates.held_out``) are held out: only validation and test prompts use them,
+so no D_v / D_te prompt string equals a D_tr prompt string (the topics and response texts are
+shared, which is what lets a label shift show as "same prompt content, same response pair, flipped
+choice"). The engine further splits each topic's held-out templates between D_v and D_te, so those
+two never share a prompt.
 
 Random wording (lead-ins, openers, variants) is drawn with ``rng.choice`` only: the engine
 enumerates every text a material can render (:func:`~lit_iwpo.data.scenarios.unique.outcomes`) to
@@ -27,10 +35,10 @@ from abc import ABC, abstractmethod
 import random
 from dataclasses import dataclass, field
 
-N_HELD_OUT = 3  # paraphrase templates reserved for validation / test prompts
+from lit_iwpo.data.scenarios.loader import N_HELD_OUT, MaterialSchema, load_material, load_shared
 
-# Optional lead-ins for prompts (train and eval alike) for surface variety.
-PROMPT_PREFIXES = ("", "", "", "Quick question. ", "Hi! ", "I could use some advice. ")
+# Optional lead-ins for prompts (train and eval alike) for surface variety ("" = none).
+PROMPT_PREFIXES: tuple[str, ...] = load_shared()["prompt_prefixes"]
 
 
 @dataclass(frozen=True)
@@ -122,3 +130,31 @@ class Material(ABC):
             return text
         # After a comma the sentence continues, so the text's first letter is lowered.
         return opener + (lower_first(text) if opener.endswith(", ") else text)
+
+
+class FileMaterial(Material):
+    """A material whose text is ``material/<name>.json``, validated against ``schema`` on load.
+
+    Subclasses set ``name`` and ``schema`` and implement ``contrasts`` and ``response`` (and may
+    override ``group``); ranks come from the file's ``ranks``. Every table of the file is exposed as
+    is: ``description``, ``domains``, ``populations``, ``default_shift``, ``default_severity``,
+    ``ranks``, ``templates`` (training then held-out), ``wording`` (name -> texts) and ``topics``.
+    """
+
+    schema: MaterialSchema
+
+    def __init__(self) -> None:
+        data = load_material(self.name, self.schema)
+        self.description = data.description
+        self.domains = data.domains
+        self.populations = data.populations
+        self.default_shift = data.default_shift
+        self.default_severity = data.default_severity
+        self.ranks = data.ranks
+        self.templates = data.train_templates + data.held_out_templates
+        self.wording = data.wording
+        self.topics = tuple(Topic(**t) for t in data.topics)
+        super().__init__()
+
+    def rank(self, population: str, topic: Topic, form: str) -> int:
+        return self.ranks[population][form]
