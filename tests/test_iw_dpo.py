@@ -122,6 +122,25 @@ def test_estimated_weights_scale_losses(monkeypatch):
                           T([0.5, 0.5, 1.2, 1.2]))
 
 
+def _recent_pool_step(monkeypatch, estimator, warmup_steps, steps):
+    """IW-DPO with pool: recent, pool_size 6, over 8 stored pairs s0-s7: s4-s7 recorded with transforms
+    (0, 1), (2, 3), (4, 5), (6, 7) at ``steps``; one training step at step 5 on the batch s0-s3. Returns the
+    objective, the batch's log-probs, the recorded transforms, the pool the estimator saw and the output."""
+    pol, ref = _inputs()
+    obj = IWDPO(warmup_steps=warmup_steps, pool="recent", pool_size=6, estimator=estimator)
+    obj.weights.store = WeightStore([f"s{i}" for i in range(8)], obj.weights.transform_dim)
+    obj.weights.n_val = 8
+    earlier = torch.arange(8.0).reshape(4, 2)
+    for sid, z, step in zip(["s4", "s5", "s6", "s7"], earlier, steps):
+        obj.weights.store.record_transforms([sid], z[None], step)
+    monkeypatch.setattr(obj.weights, "val_transforms", lambda ctx, n=None: torch.zeros(8, 2))
+    seen = {}
+    estimate = obj.weights.estimate
+    monkeypatch.setattr(obj.weights, "estimate", lambda zt, zv: (seen.setdefault("z", zt.clone()), estimate(zt, zv))[1])
+    out = obj(StepInputs(pol, ref, _Batch(4), "train", ctx=_Module(step=5)))
+    return obj, pol, ref, earlier, seen, out
+
+
 def test_recent_pool_estimates_on_the_accumulated_batch(monkeypatch):
     """pool: recent, pool_size 6, batch s0-s3: the pool is the batch + the two latest recorded other pairs
     (s6 at step 3, s5 at step 2; s4 is older, s7 was recorded at step 0). ŵ ∝ (1, 1, 3, 3, 1, 1) is
@@ -131,18 +150,7 @@ def test_recent_pool_estimates_on_the_accumulated_batch(monkeypatch):
         def _fit_predict(self, ztr, zv):
             return T([1.0, 1.0, 3.0, 3.0, 1.0, 1.0])
 
-    pol, ref = _inputs()
-    obj = IWDPO(warmup_steps=0, pool="recent", pool_size=6, estimator=Fixed())
-    obj.weights.store = WeightStore([f"s{i}" for i in range(8)], obj.weights.transform_dim)
-    obj.weights.n_val = 8
-    earlier = torch.arange(8.0).reshape(4, 2)
-    for sid, z, step in zip(["s4", "s5", "s6", "s7"], earlier, [1, 2, 3, 0]):
-        obj.weights.store.record_transforms([sid], z[None], step)
-    monkeypatch.setattr(obj.weights, "val_transforms", lambda ctx, n=None: torch.zeros(8, 2))
-    seen = {}
-    estimate = obj.weights.estimate
-    monkeypatch.setattr(obj.weights, "estimate", lambda zt, zv: (seen.setdefault("z", zt.clone()), estimate(zt, zv))[1])
-    out = obj(StepInputs(pol, ref, _Batch(4), "train", ctx=_Module(step=5)))
+    obj, pol, ref, earlier, seen, out = _recent_pool_step(monkeypatch, Fixed(), warmup_steps=0, steps=[1, 2, 3, 0])
     z_batch = 0.1 * torch.stack([pol.logps[:4] - ref.logps[:4], pol.logps[4:] - ref.logps[4:]], -1).detach()
     assert torch.allclose(seen["z"], torch.cat([z_batch, earlier[[2, 1]]]))
     assert torch.allclose(out.weights, T([0.6, 0.6, 1.8, 1.8]))
@@ -335,18 +343,7 @@ def test_recent_pool_leaves_out_warmup_transforms(monkeypatch):
         def _fit_predict(self, ztr, zv):
             return torch.ones(len(ztr))
 
-    pol, ref = _inputs()
-    obj = IWDPO(warmup_steps=3, pool="recent", pool_size=6, estimator=Ones())
-    obj.weights.store = WeightStore([f"s{i}" for i in range(8)], obj.weights.transform_dim)
-    obj.weights.n_val = 8
-    earlier = torch.arange(8.0).reshape(4, 2)
-    for sid, z, step in zip(["s4", "s5", "s6", "s7"], earlier, [1, 2, 3, 4]):
-        obj.weights.store.record_transforms([sid], z[None], step)
-    monkeypatch.setattr(obj.weights, "val_transforms", lambda ctx, n=None: torch.zeros(8, 2))
-    seen = {}
-    estimate = obj.weights.estimate
-    monkeypatch.setattr(obj.weights, "estimate", lambda zt, zv: (seen.setdefault("z", zt.clone()), estimate(zt, zv))[1])
-    obj(StepInputs(pol, ref, _Batch(4), "train", ctx=_Module(step=5)))
+    _, _, _, earlier, seen, _ = _recent_pool_step(monkeypatch, Ones(), warmup_steps=3, steps=[1, 2, 3, 4])
     assert torch.equal(seen["z"][4:], earlier[[3, 2]])
 
 
