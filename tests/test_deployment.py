@@ -8,7 +8,7 @@ import pytest
 
 from lit_iwpo.cli import cli, main
 from lit_iwpo.data import DataError, PreferenceDataModule
-from lit_iwpo.data.scenarios import build_scenario, get_judge
+from lit_iwpo.data.scenarios import MATERIALS, build_scenario, get_judge
 from lit_iwpo.eval.table import aggregate, markdown, rejudge_run, table_main
 from test_cli import _config
 
@@ -69,6 +69,17 @@ def test_fit_ends_with_win_rate_against_reference(tmp_path, pref_files):
     for group in groups:
         mine = [p["correct"] for p in pairs if p["group"] == group]
         assert summary[f"test/rewards/accuracies/{group}"] == pytest.approx(sum(mine) / len(mine))
+    # contested pairs (the other population ranks the contrast the other way), recomputed from the material
+    material = MATERIALS["helpful_harmless"]
+    flags = {sid: material.disputed(material.by_key[r["topic"]], (r["chosen_form"], r["rejected_form"]))
+             for sid, r in rows.items()}
+    assert [p["contested"] for p in pairs] == [flags[p["id"]] for p in pairs]
+    for side, flag in (("contested", True), ("uncontested", False)):
+        mine = [p["correct"] for p in pairs if flags[p["id"]] == flag]
+        if mine:
+            assert summary[f"test/rewards/accuracies/{side}"] == pytest.approx(sum(mine) / len(mine))
+        else:
+            assert f"test/rewards/accuracies/{side}" not in summary
     # the saved margins average to the logged test/rewards/margins
     assert summary["test/rewards/margins"] == pytest.approx(sum(p["margin"] for p in pairs) / 6, rel=1e-5)
     # the baseline really is the reference: its texts equal the untrained base model's generations
@@ -97,8 +108,24 @@ def test_rejudge_and_table(tmp_path):
                 os.utime(d / "metrics.csv", (1_000_000 + 180 + 120 * seed,) * 2)
     (runs / "m_good" / "seed2").mkdir()  # an interrupted run: a summary without test metrics is not collected
     (runs / "m_good" / "seed2" / "summary.json").write_text(json.dumps({"val/loss": 0.3}))
+    # per-pair results saved before rows carried `contested` (only id, margin, correct): rejudging brings the
+    # rows' current group / contested flags in and recomputes the accuracies from the saved margins
+    margins = [1.0, -2.0, 0.5, -0.1, 3.0, 2.0]
+    (runs / "m_good" / "seed0" / "test_pairs.jsonl").write_text("".join(
+        json.dumps({"id": r["id"], "margin": m, "correct": int(m > 0)}) + "\n" for r, m in zip(rows, margins)))
     # the oracle prefers every chosen response: the rejudged win rate is 1 (policy = chosen) or 0
-    assert rejudge_run(runs / "m_good" / "seed0")["test/win_rate"] == 1.0
+    got = rejudge_run(runs / "m_good" / "seed0")
+    assert got["test/win_rate"] == 1.0
+    assert all(got[f"test/win_rate/{r['category']}"] == 1.0 for r in rows)
+    for side, flag in (("contested", True), ("uncontested", False)):
+        mine = [int(m > 0) for r, m in zip(rows, margins) if r["contested"] == flag]
+        assert got.get(f"test/rewards/accuracies/{side}") == (sum(mine) / len(mine) if mine else None)
+    for group in {r["group"] for r in rows}:
+        mine = [int(m > 0) for r, m in zip(rows, margins) if r["group"] == group]
+        assert got[f"test/rewards/accuracies/{group}"] == pytest.approx(sum(mine) / len(mine))
+    saved = [json.loads(x) for x in (runs / "m_good" / "seed0" / "test_pairs.jsonl").read_text().splitlines()]
+    assert [(p["contested"], p["group"], p["margin"]) for p in saved] == [
+        (r["contested"], r["group"], m) for r, m in zip(rows, margins)]
     assert rejudge_run(runs / "m_mixed" / "seed1")["test/win_rate"] == 0.0
     methods = [tmp_path / "m_good.yaml", tmp_path / "m_mixed.yaml"]
     code = table_main(["--base", "unused.yaml", "--methods", *map(str, methods), "--seeds", "0", "1", "2",

@@ -17,7 +17,7 @@ from lit_iwpo.callbacks.artifacts import run_dir
 from lit_iwpo.data.records import as_relevance
 from lit_iwpo.data.tokenize import prompt_text
 from lit_iwpo.eval.judges import Judge, OracleJudge, judge_both_orders
-from lit_iwpo.eval.metrics import estimates_quality, group_means, weight_quality, win_rate
+from lit_iwpo.eval.metrics import estimates_quality, group_means, pair_accuracies, weight_quality, win_rate
 from lit_iwpo.models.generation import generate_texts
 from lit_iwpo.models.loading import cache_root
 from lit_iwpo.models.refcache import model_fingerprint, tokenizer_fingerprint
@@ -150,13 +150,12 @@ class DeploymentEval(L.Callback):
             return {}
         data = trainer.datamodule.load_split("test")
         records = [{"id": data.ids[i], "group": data.rows[i].get("group"), "category": data.rows[i].get("category"),
-                    "margin": m, "correct": int(m > 0)} for i, m in pairs]
+                    "contested": data.rows[i].get("contested"), "margin": m, "correct": int(m > 0)} for i, m in pairs]
         if trainer.is_global_zero:
             path = run_dir(trainer) / "test_pairs.jsonl"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-        by_group = group_means([r["correct"] for r in records], [r["group"] for r in records])
-        return {f"test/rewards/accuracies/{g}": v for g, v in by_group.items()}
+        return pair_accuracies(records)
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         values: dict[str, float] = self._per_pair(trainer)

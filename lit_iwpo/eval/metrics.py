@@ -8,7 +8,8 @@ import torch
 
 from lit_iwpo.weighting.density_ratio import effective_sample_size
 
-__all__ = ["auc", "effective_sample_size", "estimates_quality", "group_means", "weight_quality", "win_rate"]
+__all__ = ["auc", "effective_sample_size", "estimates_quality", "group_means", "pair_accuracies", "weight_quality",
+           "win_rate"]
 
 
 def group_means(values: Sequence[float], groups: Sequence[str | None]) -> dict[str, float]:
@@ -20,6 +21,20 @@ def group_means(values: Sequence[float], groups: Sequence[str | None]) -> dict[s
         if group is not None:
             sums.setdefault(str(group), []).append(float(value))
     return {g: sum(v) / len(v) for g, v in sorted(sums.items())}
+
+
+# a test row's ``contested`` flag -> the accuracy it is pooled into (rows without the flag: neither)
+CONTESTED = {True: "contested", False: "uncontested"}
+
+
+def pair_accuracies(records: Sequence[dict]) -> dict[str, float]:
+    """Accuracy per ``group`` of per-pair records (``correct``, ``group``, ``contested``), and over the
+    contested (the training population orders the contrast the other way) and uncontested pairs; keys
+    ``test/rewards/accuracies/<group>``."""
+    correct = [r["correct"] for r in records]
+    out = group_means(correct, [r.get("group") for r in records])
+    out.update(group_means(correct, [CONTESTED.get(r.get("contested")) for r in records]))
+    return {f"test/rewards/accuracies/{g}": v for g, v in out.items()}
 
 
 def win_rate(outcomes: Sequence[float]) -> dict[str, float]:

@@ -168,6 +168,7 @@ def make_pair(material: Material, spec: Spec, pool: Pool, cands: list, rng: rand
         "rejected": material.response(topic, rejected_form, spec.kind, rng),
         "group": material.group(topic, chosen_form, rejected_form, spec.kind),
         "relevant": not spec.shifted,
+        "contested": material.disputed(topic, pair),
         "scenario": material.name,
         "domain": topic.domain,
         "category": topic.category,

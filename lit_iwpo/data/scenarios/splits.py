@@ -51,9 +51,11 @@ class ScenarioSplits:
     """Train / validation / test preference records of one scenario, plus a JSON-able ``meta`` dict.
 
     Every record has ``id``, ``prompt``, ``chosen``, ``rejected`` (plain text), ``group`` (a short
-    name for the kind of pair) and ``relevant`` (does the pair belong to the deployment
-    distribution), plus scenario metadata used by the oracle judge and by analysis. ``relevant``
-    and ``group`` are ground truth for analysis only; training code must not read them.
+    name for the kind of pair), ``relevant`` (does the pair belong to the deployment distribution)
+    and ``contested`` (do the two annotator populations order this contrast differently: in D_te,
+    the pairs whose accuracy shows whether the deployment preference, not the training one, was
+    learned), plus scenario metadata used by the oracle judge and by analysis. ``relevant``,
+    ``contested`` and ``group`` are ground truth for analysis only; training code must not read them.
     """
 
     name: str

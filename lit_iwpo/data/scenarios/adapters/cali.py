@@ -89,7 +89,8 @@ def _item(index: int, row: dict[str, Any], col: Mapping[str, str]) -> Item | Non
     prompt = QUESTION.format(premise=premise.strip(), hypothesis=hypothesis.strip())
     agree = us == ind
     alt = _alternative(ind, us_r + in_r) if agree else None
-    common = {"us_label": us, "in_label": ind, "source_index": index}
+    # contested: the two populations order this pair differently (what D_te accuracy must get right)
+    common = {"us_label": us, "in_label": ind, "source_index": index, "contested": not agree}
     indian = _record(prompt, ind, alt if agree else us, group="agree" if agree else "disagree/indian-label",
                      relevant=True, annotator="indian", **common)  # fmt: skip
     american = _record(prompt, us, alt if agree else ind, group="agree" if agree else "disagree/american-label",
