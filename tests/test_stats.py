@@ -423,3 +423,85 @@ def test_design_statement_one_seed_and_out_of_budget():
     assert "no number of prompts reaches it" in text
     text = design_statement([row], max_seeds=100, minutes_per_run=6.0, n_methods=5)
     assert "needs 88 seeds at 64 prompts (about 44.0 h of runs for 5 methods at 6.0 min per run)" in text
+
+
+# ------------------------------------------------------------------ sweeps over a scenario option, run order
+def test_with_option_sets_one_scenario_option():
+    from lit_iwpo.data.sources import parse_scenario_spec
+    from lit_iwpo.errors import ConfigError
+    from lit_iwpo.eval.sweep import parse_vary, with_option
+
+    spec = with_option("scenario:helpful_harmless:train?seed=2&severity=0.4", "severity", "0.8")
+    assert parse_scenario_spec(spec) == ("helpful_harmless", "train", {"seed": 2, "severity": 0.8})
+    assert parse_scenario_spec(with_option("scenario:science:train", "shift", "e"))[2] == {"shift": "e"}
+    assert parse_vary("severity=0.2, 0.4,0.6") == ("severity", ["0.2", "0.4", "0.6"])
+    for bad in ("severity", "=0.2", "severity="):
+        with pytest.raises(ConfigError, match="KEY=V1,V2"):
+            parse_vary(bad)
+    with pytest.raises(ConfigError, match="one embedded scenario"):
+        with_option("data/train.jsonl", "severity", "0.2")
+
+
+def test_sweep_collects_each_point_with_t_intervals_and_paired_diffs(tmp_path, hh_rows):
+    from scipy import stats as sps
+
+    from lit_iwpo.eval.table import table_main
+
+    base = tmp_path / "base.yaml"
+    base.write_text("data:\n  train: scenario:helpful_harmless:train?n_train=40\n")
+    methods = [tmp_path / f"{m}.yaml" for m in ("dpo_tr_v", "m_up")]
+    rng = np.random.default_rng(11)
+    out, n = tmp_path / "sweep", len(hh_rows)
+    truth = {}
+    for k, value in enumerate(("0.2", "0.6")):
+        for seed in range(3):
+            b = rng.choice([0.0, 0.5, 1.0], size=n)
+            up = np.minimum(b + 0.5 * (k + 1), 1.0)
+            for method, outcomes in (("dpo_tr_v", b), ("m_up", up)):
+                _write_run(out / f"severity={value}" / "runs" / method / f"seed{seed}", hh_rows, outcomes.tolist(),
+                           [r["chosen"] for r in hh_rows])
+                truth.setdefault((value, method), []).append(float(outcomes.mean()))
+            truth.setdefault((value, "diff"), []).append(float((up - b).mean()))
+    assert table_main(["--base", str(base), "--methods", *map(str, methods), "--seeds", "0", "1", "2", "--out",
+                       str(out), "--collect", "--metrics", "test/win_rate", "--n-boot", "500",
+                       "--vary", "severity=0.2,0.6"]) == 0
+    rows = {(r["severity"], r["method"]): r for r in _read_csv(out / "sweep.csv")}
+    assert set(rows) == {(v, m) for v in ("0.2", "0.6") for m in ("dpo_tr_v", "m_up")}
+    for (value, method), r in rows.items():
+        vals = truth[(value, method)]
+        mean, sd = np.mean(vals), np.std(vals, ddof=1)
+        half = sps.t.ppf(0.975, df=2) * sd / math.sqrt(3)
+        assert float(r["mean"]) == pytest.approx(mean, abs=1e-4) and float(r["sd"]) == pytest.approx(sd, abs=1e-4)
+        assert float(r["ci_low"]) == pytest.approx(mean - half, abs=2e-3)
+        assert float(r["ci_high"]) == pytest.approx(mean + half, abs=2e-3)
+        if method == "m_up":  # the paired difference read from that point's own table
+            assert float(r["diff"]) == pytest.approx(np.mean(truth[(value, "diff")]))
+            assert float(r["diff_low"]) <= float(r["diff"]) <= float(r["diff_high"])
+        else:
+            assert r["diff"] == ""
+    assert (out / "sweep.png").is_file() and "| 0.6 | m_up | 3 |" in (out / "sweep.md").read_text()
+
+
+def test_table_runs_seed_by_seed_and_resumes(tmp_path, monkeypatch):
+    from lit_iwpo.eval import table
+
+    calls = []
+
+    def fake_fit(cmd, stdout=None, stderr=None):
+        method = cmd[cmd.index("--trainer.logger.init_args.name") + 1]
+        seed = int(cmd[cmd.index("--seed_everything") + 1])
+        calls.append((method, seed))
+        d = table.run_dir(tmp_path / "out", method, seed)
+        d.mkdir(parents=True, exist_ok=True)
+        if (method, seed) != ("b", 1):  # b at seed 1 is "interrupted": no summary with test metrics
+            (d / "summary.json").write_text(json.dumps({"test/win_rate": 0.5 + seed / 10}))
+        return 0
+
+    monkeypatch.setattr(table.subprocess, "call", fake_fit)
+    argv = ["--base", "x.yaml", "--methods", "a.yaml", "b.yaml", "--seeds", "0", "1", "--out", str(tmp_path / "out"),
+            "--metrics", "test/win_rate"]
+    assert table.table_main(argv) == 0
+    assert calls == [("a", 0), ("b", 0), ("a", 1), ("b", 1)]  # every method at seed 0 before seed 1
+    calls.clear()
+    assert table.table_main(argv) == 0
+    assert calls == [("b", 1)]  # only the unfinished run starts again

@@ -5,7 +5,8 @@
         --out results/helpful_harmless
 
 Each (method, seed) runs ``lit_iwpo fit --config BASE --config METHOD --seed_everything S --data.seed S``
-in its own process, into ``OUT/runs/METHOD/seedS``; a run whose ``summary.json`` already exists is
+in its own process, into ``OUT/runs/METHOD/seedS``, seed by seed (every method at seed 0, then at seed 1,
+...); a run whose ``summary.json`` already exists is
 collected, not rerun (so an interrupted table resumes, and ``--collect`` only aggregates; a run whose
 summary has no test metrics yet counts as interrupted and starts again). The table
 (mean ± sd over seeds, sample sd) is printed and written as ``table.md``, ``table.csv`` (one row per
@@ -40,15 +41,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-DEFAULT_METRICS = ("test/win_rate", "test/rewards/accuracies", "test/rewards/margins", "iw/auc_relevant", "iw/ess_ratio")
+CONTESTED_ACCURACY = "test/rewards/accuracies/contested"
+DEFAULT_METRICS = ("test/win_rate", "test/rewards/accuracies", CONTESTED_ACCURACY, "test/rewards/margins",
+                   "iw/auc_relevant_used", "iw/ess_ratio_used")
 TIME_METRIC = "time/minutes"
 DEFAULT_BASELINE = "dpo_tr_v"
 WIN_RATE = "test/win_rate"
-# metrics with per-prompt (per-pair) values in a run's files: file and field
+# metrics with per-prompt (per-pair) values in a run's files: file, field, and the rows it covers
+# ({field: value} that a row must match; {} = every row)
 PER_PROMPT = {
-    WIN_RATE: ("generations_test.jsonl", "outcome"),
-    "test/rewards/accuracies": ("test_pairs.jsonl", "correct"),
-    "test/rewards/margins": ("test_pairs.jsonl", "margin"),
+    WIN_RATE: ("generations_test.jsonl", "outcome", {}),
+    "test/rewards/accuracies": ("test_pairs.jsonl", "correct", {}),
+    CONTESTED_ACCURACY: ("test_pairs.jsonl", "correct", {"contested": True}),
+    "test/rewards/margins": ("test_pairs.jsonl", "margin", {}),
 }
 
 
@@ -75,13 +80,15 @@ def load_test_rows(run: Path, cache: dict | None = None) -> dict[str, dict]:
 
 def rejudge_run(run: Path) -> dict[str, float]:
     """Re-score a finished run from its saved files, no model needed: the win rate of
-    ``generations_test.jsonl`` with the current scenario oracle, and the weight quality (``iw/*``) of the
-    final ``weights/`` snapshot. Updates ``summary.json`` and returns the new values. Only for runs on
-    embedded scenarios (rows with a ``scenario`` field).
+    ``generations_test.jsonl`` (overall and per prompt category) with the current scenario oracle; the
+    per-group and contested/uncontested accuracies of ``test_pairs.jsonl`` with the rows' current ``group``
+    and ``contested`` fields (the saved margins are kept); and the weight quality (``iw/*``) of the final
+    ``weights/`` snapshot. Rewrites both files, updates ``summary.json`` and returns the new values. Only for
+    runs on embedded scenarios (rows with a ``scenario`` field).
     """
     from lit_iwpo.callbacks.artifacts import update_summary
     from lit_iwpo.eval.judges import OracleJudge, judge_both_orders
-    from lit_iwpo.eval.metrics import win_rate
+    from lit_iwpo.eval.metrics import group_means, pair_accuracies, win_rate
 
     rows = load_test_rows(run)
     gens = [json.loads(line) for line in (run / "generations_test.jsonl").read_text().splitlines()]
@@ -91,6 +98,16 @@ def rejudge_run(run: Path) -> dict[str, float]:
         g["outcome"] = o
     (run / "generations_test.jsonl").write_text("".join(json.dumps(g, ensure_ascii=False) + "\n" for g in gens))
     stats = {f"test/{k}": v for k, v in win_rate(outcomes).items()}
+    categories = group_means(outcomes, [rows[g["id"]].get("category") for g in gens])
+    stats.update({f"test/win_rate/{c}": v for c, v in categories.items()})
+    pairs_path = run / "test_pairs.jsonl"
+    if pairs_path.is_file():
+        pairs = [json.loads(line) for line in pairs_path.read_text().splitlines() if line.strip()]
+        for p in pairs:
+            row = rows[p["id"]]
+            p.update({k: row.get(k) for k in ("group", "category", "contested")})
+        pairs_path.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in pairs))
+        stats.update(pair_accuracies(pairs))
     snapshots = sorted((run / "weights").glob("step=*.parquet"))
     if snapshots:  # weight quality from the final snapshot, with the current definition
         import pandas as pd
@@ -206,12 +223,15 @@ def is_rate(metric: str) -> bool:
 def per_prompt_values(run: Path, metric: str) -> dict[str, float] | None:
     """A finished run's per-prompt values of ``metric`` by test row id (see ``PER_PROMPT``); None when the
     run has no such file (e.g. runs made before ``test_pairs.jsonl`` existed)."""
-    name, field = PER_PROMPT[metric]
+    name, field, where = PER_PROMPT[metric]
     path = run / name
     if not path.is_file():
         return None
     records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return {r["id"]: float(r[field]) for r in records if r.get(field) is not None}
+    if where and not any(all(k in r for k in where) for r in records):
+        return None  # a file written before the rows carried that flag
+    return {r["id"]: float(r[field]) for r in records
+            if r.get(field) is not None and all(r.get(k) == v for k, v in where.items())}
 
 
 def paired_matrices(values_a: dict[int, dict[str, float]], values_b: dict[int, dict[str, float]]):
@@ -449,6 +469,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="win-rate difference in points the header plans for (seeds needed to detect it)")
     p.add_argument("--max-seeds", type=int, default=10, help="seed budget per method for that plan")
     p.add_argument("--n-boot", type=int, default=10000, help="bootstrap draws of the confidence intervals")
+    p.add_argument("--vary", metavar="KEY=V1,V2,...", default=None,
+                   help="one table per value of a scenario option of data.train (e.g. severity=0.2,0.4,0.6,0.8), "
+                        "each in OUT/KEY=VALUE, then sweep.md/.csv/.png in OUT (see lit_iwpo.eval.sweep)")
     p.add_argument("extra", nargs=argparse.REMAINDER, help="after --: overrides passed to every fit")
     return p
 
@@ -466,9 +489,30 @@ def table_main(argv: list[str] | None = None) -> int:
         baseline = args.baseline
     else:
         parser.error(f"--baseline {args.baseline} is not one of the methods ({', '.join(methods)})")
+    if not args.vary:
+        return run_table(args, extra, methods, baseline)
+    from lit_iwpo.eval import sweep
+
+    key, values = sweep.parse_vary(args.vary)
+    spec = sweep.base_train_spec(args.base)
+    rc = 1
+    for value in values:
+        print(f"[table] {key}={value}", flush=True)
+        point = argparse.Namespace(**{**vars(args), "out": sweep.point_dir(args.out, key, value)})
+        rc = min(rc, run_table(point, [*extra, "--data.train", sweep.with_option(spec, key, value)], methods, baseline))
+    text = sweep.write_sweep(args.out, key, values, WIN_RATE, baseline, title=f"{args.base.stem}: {WIN_RATE}")
+    if text:
+        print("\n" + text)
+    return rc
+
+
+def run_table(args: argparse.Namespace, extra: list[str], methods: list[str], baseline: str | None) -> int:
+    """Run (or collect) every method × seed of one table into ``args.out`` and write its files."""
     summaries: dict[str, dict[int, dict]] = {m: {} for m in methods}
-    for cfg in args.methods:
-        for seed in args.seeds:
+    # seed by seed, every method at one seed before the next: an interrupted table holds whole seeds, each
+    # one a paired comparison of every method
+    for seed in args.seeds:
+        for cfg in args.methods:
             path = run_dir(args.out, cfg.stem, seed) / "summary.json"
             if not finished(path) and not args.collect:
                 if path.parent.exists():  # an interrupted run: start it again from scratch
