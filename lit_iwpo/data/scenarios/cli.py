@@ -8,6 +8,12 @@
                                  [--data-files FILE ...] [--seed S] [--n-train N] [--n-val N] [--n-test N]
                                  [--severity X] [--format jsonl|parquet]
 
+    lit_iwpo scenario judge-agreement FILE.jsonl [FILE.jsonl ...] [--scenario NAME]
+
+``judge-agreement`` reports how often the scenario's oracle agrees with hand labels on pairs of generations
+(:mod:`~lit_iwpo.data.scenarios.agreement`; the shipped sets are in ``tests/fixtures/generations/``: the
+tuning set the rules were written against, and ``heldout/``, which they never were).
+
 ``from-dataset`` builds the paper's scenario from the real data (PKU-SafeRLHF, SHP, CALI): from the
 hub by default, or offline with ``--path json --data-files rows.jsonl`` (``--path csv`` for CALI's TSV).
 
@@ -20,6 +26,7 @@ import argparse
 import sys
 
 from lit_iwpo.data.scenarios.adapters import load_cali, load_saferlhf, load_shp
+from lit_iwpo.data.scenarios.agreement import agreement, read_labelled, report
 from lit_iwpo.data.scenarios.engine import HOLDOUTS
 from lit_iwpo.data.scenarios.io import FORMATS, write_scenario
 from lit_iwpo.data.scenarios.registry import MATERIALS, SCENARIOS, build_scenario
@@ -48,6 +55,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     write.add_argument("--holdout", choices=HOLDOUTS, default="paraphrase")
     write.add_argument("--format", choices=FORMATS, default="jsonl", dest="fmt")
+    agree = sub.add_parser("judge-agreement", help="the oracle's agreement with hand-labelled generation pairs")
+    agree.add_argument("files", nargs="+", help="labelled JSONL files (id, prompt, policy, baseline, expected)")
+    agree.add_argument("--scenario", choices=sorted(SCENARIOS), default=None,
+                       help="the oracle to use (default: from each row id's prefix)")
     real = sub.add_parser("from-dataset", help="build a scenario from a real dataset (hub or local files)")
     real.add_argument("dataset", choices=sorted(LOADERS))
     real.add_argument("--out", required=True, help="output directory (created if missing)")
@@ -90,6 +101,14 @@ def scenario_main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0) if not isinstance(exc.code, str) else 2
     if args.command == "list":
         _list()
+        return 0
+    if args.command == "judge-agreement":
+        try:
+            for path in args.files:
+                print(report(path, agreement(read_labelled(path), args.scenario)))
+        except (ValueError, OSError, KeyError) as err:
+            print(f"lit_iwpo scenario judge-agreement: {err}", file=sys.stderr)
+            return 2
         return 0
     try:
         if args.command == "from-dataset":
