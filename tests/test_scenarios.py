@@ -42,6 +42,7 @@ from lit_iwpo.data.scenarios.textfeatures import content_stems, hits, is_refusal
 from lit_iwpo.data.sources import read_source
 
 NAMES = ("helpful_harmless", "science", "culture")
+DEFAULT_SHIFTS = {"helpful_harmless": "e", "science": "e", "culture": "e"}
 FIXTURES = Path(__file__).parent / "fixtures" / "hub"
 
 
@@ -61,7 +62,7 @@ def defaults():
 # ---------------------------------------------------------------------------------------------- basics
 def test_registry_lists_the_three_paper_scenarios():
     assert set(SCENARIOS) == set(NAMES)
-    assert {MATERIALS[n].default_shift for n in NAMES} == {"h", "f", "e"}
+    assert {n: MATERIALS[n].default_shift for n in NAMES} == DEFAULT_SHIFTS
     with pytest.raises(KeyError, match="unknown scenario"):
         build_scenario("nope")
 
@@ -303,8 +304,8 @@ def test_culture_label_flips_on_the_same_pairs(defaults):
     assert matched >= 10
 
 
-def test_science_prompt_and_response_shift(defaults):
-    s = defaults["science"]
+def test_science_prompt_and_response_shift():
+    s = build_scenario("science", shift="f")  # the default until 2026-11
     share = Counter(r["domain"] for r in s.train)
     assert share["scifi"] == round(0.7 * len(s.train)) and share["science"] == len(s.train) - share["scifi"]
     assert {r["domain"] for r in s.val + s.test} == {"science"}
@@ -320,14 +321,45 @@ def test_helpful_harmless_irrelevant_pairs_choose_harm(defaults):
     irrelevant = [r for r in s.train if not r["relevant"]]
     assert len(irrelevant) == round(0.4 * len(s.train))
     assert {r["chosen_form"] for r in irrelevant} == {"compliance"}
-    assert {r["group"] for r in irrelevant} == {"risky/compliance-over-curt-refusal"}
+    # the default label shift: the deployment's own risky contrast, labelled the other way
+    assert {r["group"] for r in irrelevant} == {"risky/compliance-over-safe-refusal"}
+    assert {r["group"] for r in irrelevant if r["pair_kind"] == "dep"} == {"risky/compliance-over-safe-refusal"}
     assert not any(r["chosen_form"] == "compliance" for r in s.train if r["relevant"])
+    old = build_scenario("helpful_harmless", shift="h")  # the former default: compliance over a curt refusal
+    assert {r["group"] for r in old.train if not r["relevant"]} == {"risky/compliance-over-curt-refusal"}
     for rows in (s.val, s.test):
         assert not any(r["chosen_form"] == "compliance" for r in rows)
         assert any(r["rejected_form"] == "compliance" for r in rows)  # risky prompts do occur at deployment
         assert {r["category"] for r in rows} == {"benign", "risky"}
     judge = get_judge("helpful_harmless")
     assert all(judge.compare(r, r["chosen"], r["rejected"]) == 0.0 for r in irrelevant)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_contested_pairs_in_the_test_set(name, defaults):
+    """``contested`` marks the pairs whose contrast the training population orders the other way, worked out
+    here from the ranks in the material file itself; D_te holds them, and where the default shift moves the
+    label, D_tr's irrelevant pairs are those very contrasts with the label flipped."""
+    s = defaults[name]
+    raw = json.loads((MATERIAL_FILES / f"{name}.json").read_text())
+    dep, other = raw["populations"]
+    ranks = raw["ranks"]
+
+    def flipped(r):
+        w, l = r["chosen_form"], r["rejected_form"]
+        return (ranks[dep][w] > ranks[dep][l]) != (ranks[other][w] > ranks[other][l])
+
+    for rows in (s.train, s.val, s.test):
+        assert all(r["contested"] == flipped(r) for r in rows)
+    contested = [r for r in s.test if r["contested"]]
+    assert len(contested) >= 20  # (in culture every D_te pair is contested: Indian custom or vagueness first)
+    assert all(r["annotator"] == dep for r in s.test)  # D_te keeps the deployment label on contested pairs too
+    if "label" in SHIFT_TYPES[s.meta["shift"]]:
+        train_irrelevant = {(r["topic"], r["chosen_form"], r["rejected_form"]) for r in s.train if not r["relevant"]}
+        assert all(r["contested"] and r["annotator"] == other for r in s.train if not r["relevant"])
+        if s.meta["irrelevant_spec"]["pair_kind"] == "dep":  # the same contrast, labelled the other way
+            forms = {(f, g) for _, f, g in train_irrelevant}
+            assert forms == {(r["rejected_form"], r["chosen_form"]) for r in contested}
 
 
 @pytest.mark.parametrize("severity", [0.0, 0.25, 0.5, 0.9, 1.0])
@@ -641,6 +673,60 @@ def test_judge_agrees_with_hand_labels_on_real_generations():
     assert ties <= 0.25  # the old judge tied 89 % of these pairs
 
 
+def _labelled(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_judge_agreement_counts_by_hand(tmp_path, defaults, capsys):
+    from lit_iwpo.data.scenarios.agreement import agreement, read_labelled, scenario_of
+
+    judge = get_judge("helpful_harmless")
+    good, bad = [r for r in defaults["helpful_harmless"].test if judge.compare(r, r["chosen"], r["rejected"]) == 1.0][:2]
+    rows = [
+        {"id": good["id"], "prompt": good["prompt"], "policy": good["chosen"], "baseline": good["rejected"],
+         "expected": "policy"},  # the oracle agrees
+        {"id": bad["id"], "prompt": bad["prompt"], "policy": bad["rejected"], "baseline": bad["chosen"],
+         "expected": "policy"},  # the oracle picks the baseline: disagreement
+        {"id": good["id"], "prompt": good["prompt"], "policy": good["chosen"], "baseline": good["chosen"],
+         "expected": "baseline"},  # identical texts: the oracle ties, which counts against it
+        {"id": bad["id"], "prompt": bad["prompt"], "policy": bad["chosen"], "baseline": bad["rejected"],
+         "expected": "tie"},  # a person's tie is not scored
+    ]
+    result = agreement(read_labelled(_labelled(tmp_path / "set.jsonl", rows)))
+    assert (result.pairs, result.decided, result.agree, result.oracle_ties) == (4, 3, 1, 1)
+    assert result.rate == pytest.approx(1 / 3) and result.tie_rate == pytest.approx(1 / 4)
+    assert result.confusion == {("policy", "policy"): 1, ("policy", "baseline"): 1, ("baseline", "tie"): 1,
+                                ("tie", "policy"): 1}
+    assert scenario_of("culture-test-3") == "culture"
+    # the older two-file form gives the same pairs
+    old = _labelled(tmp_path / "old.jsonl", [{k: v for k, v in r.items() if k != "expected"} for r in rows[:2]])
+    (tmp_path / "old.labels.json").write_text(json.dumps([{"id": r["id"], "expected": r["expected"]} for r in rows[:2]]))
+    assert [r["expected"] for r in read_labelled(old)] == ["policy", "policy"]
+    bad_label = _labelled(tmp_path / "bad.jsonl", [rows[0], {**rows[1], "expected": "A"}])
+    with pytest.raises(ValueError, match=r"bad.jsonl: line 2: field 'expected' must be one of"):
+        read_labelled(bad_label)
+    assert scenario_main(["judge-agreement", str(bad_label)]) == 2
+    assert "line 2" in capsys.readouterr().err
+
+
+def test_judge_agreement_on_held_out_labels_is_reported_apart():
+    """Held-out sets: generations of later runs, hand-labelled before the oracle's verdicts on them were looked
+    at; the rules were never changed for them. Their agreement is reported (README), not asserted: a floor
+    chosen after seeing it would be tuning by another name. What is checked: every file is well-formed, names
+    its scenario, and holds enough decided labels to mean something."""
+    from lit_iwpo.data.scenarios.agreement import agreement, read_labelled, report
+
+    files = sorted((GENERATIONS / "heldout").glob("*.jsonl"))
+    assert files
+    for path in files:
+        rows = read_labelled(path)
+        result = agreement(rows)
+        assert result.decided >= 15, path
+        assert len({(r["prompt"], r["policy"], r["baseline"]) for r in rows}) == len(rows)  # no pair twice
+        print("\n" + report(path.name, result))
+
+
 LM_STYLE = {
     # scenario: [(topic, better, worse)] in the way a small instruct LM writes (short, generic, "Sure! ...")
     "science": [
@@ -933,7 +1019,7 @@ def test_write_scenario_round_trip(tmp_path, fmt):
         src = read_source(paths[split])  # the package's own reader takes the files
         assert validate_source(src, split) == [r["id"] for r in rows]
     meta = json.loads(paths["meta"].read_text())
-    assert meta["name"] == "helpful_harmless" and meta["shift"] == "h"
+    assert meta["name"] == "helpful_harmless" and meta["shift"] == "e"
     assert meta["counts"] == {"train": 40, "val": 6, "test": 8}
     with pytest.raises(ValueError, match="format"):
         write_scenario(s, tmp_path / "bad", fmt="csv")

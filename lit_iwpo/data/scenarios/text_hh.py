@@ -15,8 +15,13 @@ helpful vs vague, helpful vs needless refusal, and safe refusal vs compliance; t
 pair is compliance vs *curt* refusal (deployment refusals always redirect). Populations:
 ``harmless-first`` deployment users (safe refusal > curt refusal > compliance) and ``helpfulness``
 annotators (compliance > safe refusal > curt refusal); both prefer helpful answers on benign
-prompts. Default preset: shift ``h`` (response + label), i.e. irrelevant training pairs choose a
-compliant answer to a risky request over a curt refusal.
+prompts. Default preset: shift ``e`` (preference label), severity 0.4: irrelevant training pairs are
+the deployment's own risky contrast, safe refusal vs compliance, labelled the other way (compliance
+chosen), so 160 of the 400 training pairs contradict the 112 relevant risky pairs on the same kind of
+pair. Until 2026-11 the default was ``h`` (response + label: compliance chosen over a *curt* refusal,
+a contrast deployment never shows); measured at 60 steps, those pairs cost nothing on deployment
+(oracle weights 64.3 % vs DPO on D_tr ∪ D_v 63.5 %, difference +0.8 [−10.2, +11.7]), so the benchmark
+could not reward down-weighting them. ``shift=h`` still builds it.
 """
 
 from __future__ import annotations

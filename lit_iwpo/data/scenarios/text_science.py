@@ -14,8 +14,18 @@ are plain science (for a fiction topic: what real physics says about it), behind
 (for a fiction topic: the lore text, "In most stories, the warp drive bends space..."; otherwise
 the plain text behind a framing from ``scifi-framing``, "Captain's log: ..."). Populations:
 ``science-educators`` (explain > vague > myth) and ``popular-vote`` (myth > explain > vague), who
-disagree on explain vs myth. Default preset: shift ``f`` (prompt + response): training is mostly
-fiction questions with lore answers; deployment is real science questions with plain explanations.
+disagree on explain vs myth. Default preset: shift ``e`` (preference label), severity 0.7: 280 of the
+400 training pairs are explain-vs-myth contrasts on science and fiction questions labelled by the
+popular vote (myth chosen); deployment asks both kinds of question and the educators' label holds.
+
+Why not a prompt shift. Until 2026-11 the default was ``f`` (prompt + response: mostly fiction
+questions with lore answers, deployment on real science questions). Measured at 60 steps (seed 0),
+the fiction pairs did not cost deployment quality, and neither did fiction pairs whose label is
+flipped: with shift ``b`` (fiction prompts, fiction register, myth chosen) DPO on D_tr ∪ D_v won
+68.0 % against the base model and the oracle weights 64.8 %; with ``g`` (fiction prompts, plain
+register, myth chosen) DPO won 76.6 %; pair accuracy on the contested science pairs stayed 100 % in
+all three. A preference learned on fiction questions did not carry over to science questions, so
+there was nothing for a weighting to remove. ``shift=f`` (or ``b``, ``g``) still builds those.
 """
 
 from __future__ import annotations
