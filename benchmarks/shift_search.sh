@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The benchmark under shift, stage by stage: headroom first, then the methods, then the severity sweep.
+#
+#   benchmarks/shift_search.sh            # run (or continue) every stage in order
+#   benchmarks/shift_search.sh headroom   # one stage: headroom | range | methods | sweep
+#
+# Every stage is a `lit_iwpo table` call into results/: a finished run (its summary.json holds test metrics)
+# is collected, never rerun, so the script continues where an interrupted session stopped; run it again with
+# the same arguments. Runs go one at a time (2 CPU cores: two at once slow both). Timings on 2 cores: about
+# 4 minutes per DPO-family run once a scenario's reference log-probs are cached (the first run of a scenario
+# computes them, about 3 minutes, for every later run of any method and seed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SCENARIOS=(helpful_harmless science culture)
+SEEDS=(0 1 2)
+M=configs/methods
+stage=${1:-all}
+
+table() {  # table OUT BASE METHOD... [-- EXTRA]
+  local out=$1 base=$2; shift 2
+  lit_iwpo table --base "$base" --out "$out" --seeds "${SEEDS[@]}" --methods "$@"
+}
+
+if [[ $stage == all || $stage == headroom ]]; then
+  # 1. headroom: do irrelevant pairs cost deployment quality? oracle weights vs DPO on D_tr ∪ D_v
+  for s in "${SCENARIOS[@]}"; do
+    table "results/headroom/$s" "configs/scenarios/$s.yaml" $M/dpo_tr_v.yaml $M/dpo_oracle_weights.yaml
+  done
+fi
+if [[ $stage == all || $stage == range ]]; then
+  # 2. the range: the anti-oracle (only the irrelevant pairs) beside them, in the same tables
+  for s in "${SCENARIOS[@]}"; do
+    table "results/headroom/$s" "configs/scenarios/$s.yaml" \
+      $M/dpo_tr_v.yaml $M/dpo_oracle_weights.yaml $M/dpo_anti_oracle_weights.yaml
+  done
+fi
+if [[ $stage == all || $stage == methods ]]; then
+  # 3. the methods at each scenario's defaults, in the same tables (paired with the same seeds)
+  for s in "${SCENARIOS[@]}"; do
+    table "results/headroom/$s" "configs/scenarios/$s.yaml" \
+      $M/dpo_tr_v.yaml $M/dpo_oracle_weights.yaml $M/dpo_anti_oracle_weights.yaml \
+      $M/dpo_v.yaml $M/wpo.yaml $M/iw_dpo_l_kmm.yaml $M/iw_dpo_r_kmm.yaml $M/iw_dpo_r_refresh.yaml \
+      $M/iw_dpo_r_recent.yaml
+  done
+fi
+if [[ $stage == all || $stage == sweep ]]; then
+  # 4. severity sweep (DPO on D_v never reads D_tr: its runs above stand for every severity)
+  for s in "${SCENARIOS[@]}"; do
+    lit_iwpo table --base "configs/scenarios/$s.yaml" --out "results/sweep/$s" --seeds "${SEEDS[@]}" \
+      --vary severity=0.2,0.4,0.6,0.8 --methods $M/dpo_tr_v.yaml $M/dpo_oracle_weights.yaml $M/wpo.yaml \
+      $M/iw_dpo_l_kmm.yaml $M/iw_dpo_r_kmm.yaml $M/iw_dpo_r_refresh.yaml $M/iw_dpo_r_recent.yaml
+  done
+fi
