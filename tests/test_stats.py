@@ -494,7 +494,7 @@ def test_table_runs_seed_by_seed_and_resumes(tmp_path, monkeypatch):
         d = table.run_dir(tmp_path / "out", method, seed)
         d.mkdir(parents=True, exist_ok=True)
         if (method, seed) != ("b", 1):  # b at seed 1 is "interrupted": no summary with test metrics
-            (d / "summary.json").write_text(json.dumps({"test/win_rate": 0.5 + seed / 10}))
+            (d / "summary.json").write_text(json.dumps({"test/win_rate": 0.5 + seed / 10, "time/total_s": 90 + 60 * seed}))
         return 0
 
     monkeypatch.setattr(table.subprocess, "call", fake_fit)
@@ -505,3 +505,16 @@ def test_table_runs_seed_by_seed_and_resumes(tmp_path, monkeypatch):
     calls.clear()
     assert table.table_main(argv) == 0
     assert calls == [("b", 1)]  # only the unfinished run starts again
+    # wall time from the runs' own clocks (time/total_s), not from file times (which git does not keep)
+    minutes = {r["method"]: r["values"] for r in _read_csv(tmp_path / "out" / "table.csv") if r["metric"] == "time/minutes"}
+    assert minutes == {"a": "1.5000 2.5000", "b": "1.5000"}  # b at seed 1 never finished
+
+
+def test_rates_are_named_by_their_path():
+    from lit_iwpo.eval.metrics import is_rate
+
+    for name in ("test/win_rate", "test/win_rate/risky", "test/win_rate_strict", "test/rewards/accuracies",
+                 "test/rewards/accuracies/contested", "val/rewards/accuracies/benign/helpful-over-vague"):
+        assert is_rate(name), name
+    for name in ("test/rewards/margins", "iw/ess_ratio", "iw/auc_relevant_used", "time/minutes", "accuracy_drift"):
+        assert not is_rate(name), name

@@ -8,8 +8,8 @@ import torch
 
 from lit_iwpo.weighting.density_ratio import effective_sample_size
 
-__all__ = ["auc", "effective_sample_size", "estimates_quality", "group_means", "pair_accuracies", "weight_quality",
-           "win_rate"]
+__all__ = ["auc", "effective_sample_size", "estimates_quality", "group_means", "is_rate", "pair_accuracies",
+           "weight_quality", "win_rate"]
 
 
 def group_means(values: Sequence[float], groups: Sequence[str | None]) -> dict[str, float]:
@@ -25,6 +25,13 @@ def group_means(values: Sequence[float], groups: Sequence[str | None]) -> dict[s
 
 # a test row's ``contested`` flag -> the accuracy it is pooled into (rows without the flag: neither)
 CONTESTED = {True: "contested", False: "uncontested"}
+
+
+def is_rate(metric: str) -> bool:
+    """Rates (shown in points, %): win rates and accuracies, also per group, e.g. ``test/win_rate/risky`` or
+    ``test/rewards/accuracies/contested``; other metrics keep their own units."""
+    parts = metric.split("/")
+    return any(p == "accuracies" or p.startswith("win_rate") for p in parts)
 
 
 def pair_accuracies(records: Sequence[dict]) -> dict[str, float]:

@@ -23,6 +23,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
 
 from lit_iwpo.errors import ConfigError
+from lit_iwpo.eval.metrics import is_rate
 
 # two-sided 97.5 % quantiles of Student's t by degrees of freedom (1..30); beyond: the normal's
 T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
@@ -102,7 +103,7 @@ def sweep_rows(out: Path, key: str, values: list[str], metric: str) -> list[dict
 
 
 def sweep_markdown(rows: list[dict], key: str, metric: str, baseline: str | None) -> str:
-    scale = 100.0 if metric.endswith(("win_rate", "accuracies")) else 1.0
+    scale = 100.0 if is_rate(metric) else 1.0
     head = (f"{metric} against {key}: mean ± sd over seeds [95 % t interval of the mean]"
             + (f"; Δ = paired difference from {baseline} [95 % bootstrap CI over seeds × prompts]" if baseline else "")
             + (" (points)." if scale == 100.0 else "."))
@@ -121,7 +122,7 @@ def sweep_plot(rows: list[dict], key: str, metric: str, path: Path, title: str =
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    scale = 100.0 if metric.endswith(("win_rate", "accuracies")) else 1.0
+    scale = 100.0 if is_rate(metric) else 1.0
     fig, ax = plt.subplots(figsize=(5.4, 3.8))
     methods = list(dict.fromkeys(r["method"] for r in rows))
     for i, method in enumerate(methods):

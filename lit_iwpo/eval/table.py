@@ -11,8 +11,13 @@ collected, not rerun (so an interrupted table resumes, and ``--collect`` only ag
 summary has no test metrics yet counts as interrupted and starts again). The table
 (mean ± sd over seeds, sample sd) is printed and written as ``table.md``, ``table.csv`` (one row per
 method × metric, with the per-seed values) and ``table.png``. The table's last column, ``time/minutes``,
-is each run's wall time from its saved config to its final metrics (training, validation and the final
-test with generation), read from the run's files, so it covers runs made by earlier invocations too.
+is each run's wall time (training, validation and the final test with generation: ``time/total_s`` of its
+summary, or for older runs the file times from its saved config to its final metrics), read from the run's
+files, so it covers runs made by earlier invocations, and runs copied or checked out from git, too.
+
+What a table needs to be collected again elsewhere (e.g. after ``git clone``) is small, about 100 kB a run:
+``config.yaml``, ``summary.json``, ``metrics.csv``, ``generations_test.jsonl``, ``test_pairs.jsonl`` and
+``weights/``; ``checkpoints/`` and ``hf/`` are not needed.
 
 Comparisons with confidence (``lit_iwpo.eval.stats``), computed from the runs' saved per-prompt files, so
 they work with ``--collect`` and never retrain:
@@ -40,6 +45,8 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
+
+from lit_iwpo.eval.metrics import is_rate
 
 CONTESTED_ACCURACY = "test/rewards/accuracies/contested"
 DEFAULT_METRICS = ("test/win_rate", "test/rewards/accuracies", CONTESTED_ACCURACY, "test/rewards/margins",
@@ -133,9 +140,13 @@ def finished(summary_path: Path) -> bool:
     return any(k.startswith("test/") for k in json.loads(summary_path.read_text()))
 
 
-def run_minutes(run: Path) -> float | None:
-    """Wall time of a run in minutes: from ``config.yaml`` (written as fit starts) to ``metrics.csv``
-    (last written after the final test); None when either is missing. Rejudging touches neither."""
+def run_minutes(run: Path, summary: dict | None = None) -> float | None:
+    """Wall time of a run in minutes: the run's own clock (``time/total_s`` in its summary) where it has one,
+    which survives copying and git; otherwise from ``config.yaml`` (written as fit starts) to ``metrics.csv``
+    (last written after the final test) by file times. None when neither is there. Rejudging touches
+    neither."""
+    if summary and isinstance(summary.get("time/total_s"), (int, float)):
+        return summary["time/total_s"] / 60.0
     start, end = run / "config.yaml", run / "metrics.csv"
     if not (start.is_file() and end.is_file()):
         return None
@@ -188,7 +199,7 @@ def markdown(rows: list[dict], methods: list[str], metrics: list[str]) -> str:
             if r is None:
                 parts.append("–")
             else:
-                scale = 100.0 if m.endswith(("win_rate", "accuracies")) else 1.0
+                scale = 100.0 if is_rate(m) else 1.0
                 parts.append(f"{scale * r['mean']:.2f} ± {scale * r['sd']:.2f}")
         lines.append(f"| {meth} | " + " | ".join(parts) + " |")
     return "\n".join(lines)
@@ -215,11 +226,6 @@ def plot(rows: list[dict], methods: list[str], metrics: list[str], path: Path) -
 
 
 # ---------------------------------------------------------------- comparisons with confidence
-def is_rate(metric: str) -> bool:
-    """Rates are shown in points (%), as in the table; other metrics in their own units."""
-    return metric.endswith(("win_rate", "accuracies"))
-
-
 def per_prompt_values(run: Path, metric: str) -> dict[str, float] | None:
     """A finished run's per-prompt values of ``metric`` by test row id (see ``PER_PROMPT``); None when the
     run has no such file (e.g. runs made before ``test_pairs.jsonl`` existed)."""
@@ -532,7 +538,7 @@ def run_table(args: argparse.Namespace, extra: list[str], methods: list[str], ba
                 if args.rejudge:
                     rejudge_run(path.parent)
                 summaries[cfg.stem][seed] = json.loads(path.read_text())
-                if (minutes := run_minutes(path.parent)) is not None:
+                if (minutes := run_minutes(path.parent, summaries[cfg.stem][seed])) is not None:
                     summaries[cfg.stem][seed][TIME_METRIC] = minutes
     metrics = [*args.metrics, TIME_METRIC]
     rows = aggregate(summaries, metrics)
