@@ -2,7 +2,7 @@
 # The benchmark under shift, stage by stage: headroom first, then the methods, then the severity sweep.
 #
 #   benchmarks/shift_search.sh            # run (or continue) every stage in order
-#   benchmarks/shift_search.sh headroom   # one stage: headroom | range | methods | sweep
+#   benchmarks/shift_search.sh headroom   # one stage: headroom | range | methods | options | sweep
 #
 # Every stage is a `lit_iwpo table` call into results/: a finished run (its summary.json holds test metrics)
 # is collected, never rerun, so the script continues where an interrupted session stopped; run it again with
@@ -43,6 +43,16 @@ if [[ $stage == all || $stage == methods ]]; then
       $M/dpo_tr_v.yaml $M/dpo_oracle_weights.yaml $M/dpo_anti_oracle_weights.yaml \
       $M/dpo_v.yaml $M/wpo.yaml $M/iw_dpo_l_kmm.yaml $M/iw_dpo_r_kmm.yaml $M/iw_dpo_r_refresh.yaml \
       $M/iw_dpo_r_recent.yaml
+  done
+fi
+if [[ $stage == all || $stage == options ]]; then
+  # 3b. our options beyond Algorithm 1, beside the methods (same tables, same seeds): D_v trained at weight 1
+  # inside IW-DPO-R, and D_v transforms every 8 steps (speed)
+  for s in "${SCENARIOS[@]}"; do
+    table "results/headroom/$s" "configs/scenarios/$s.yaml" \
+      $M/dpo_tr_v.yaml $M/dpo_oracle_weights.yaml $M/dpo_anti_oracle_weights.yaml \
+      $M/dpo_v.yaml $M/wpo.yaml $M/iw_dpo_l_kmm.yaml $M/iw_dpo_r_kmm.yaml $M/iw_dpo_r_refresh.yaml \
+      $M/iw_dpo_r_recent.yaml $M/iw_dpo_r_kmm_plus_v.yaml $M/iw_dpo_r_kmm_every8.yaml
   done
 fi
 if [[ $stage == all || $stage == sweep ]]; then

@@ -281,6 +281,33 @@ def test_weights_written_logged_and_resumed(tmp_path, pref_files, pool):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_dv_at_fixed_weight_with_reused_val_transforms_resumes_exactly(tmp_path, pref_files):
+    """val_weight 1 on D_tr ∪ D_v and a validation batch scored every 3 steps: no estimate covers a D_v pair,
+    and a run resumed from step 4 (inside a reuse window: the batch scored at step 2 weights step 4) ends with
+    the same weights, sampler state, reused batch and parameters as the uninterrupted run."""
+    objective = {"class_path": "lit_iwpo.objectives.IWDPO",
+                 "init_args": {**IW["init_args"], "val_weight": 1.0, "val_transforms_every": 3}}
+    cfg = dict(objective=objective, callbacks=[CKPT_CB], **{"trainer.max_steps": 9, "data.train_on": "train+val"})
+    full = cli(["fit", "--config", str(_iw_config(tmp_path / "a", pref_files, **cfg)), "--eval.win_rate", "false"])
+    src = full.model.objective.weights
+    val_ids = set(full.datamodule.splits["val"].ids)
+    fixed = [sid in val_ids for sid in src.store.ids]
+    assert src.fixed.tolist() == fixed and sum(fixed) == len(val_ids)
+    assert all(not fixed[i] for e in src.estimates for i in e["index"].tolist()) and src.estimates
+    assert all(s < 0 for s, f in zip(src.store.weight_step.tolist(), fixed) if f)
+    assert src._val_cache[0] == 8  # scored at steps 2, 5, 8
+    ckpt = Path(full.trainer.log_dir) / "checkpoints" / "step=4.ckpt"
+    resumed = cli(["fit", "--config", str(_iw_config(tmp_path / "b", pref_files, **cfg)), "--ckpt_path", str(ckpt),
+                   "--eval.win_rate", "false"])
+    rsrc = resumed.model.objective.weights
+    assert torch.equal(rsrc.store.weights, src.store.weights)
+    assert torch.equal(rsrc.val_generator.get_state(), src.val_generator.get_state())
+    assert rsrc._val_cache[0] == 8 and torch.equal(rsrc._val_cache[1], src._val_cache[1])
+    a = {k: v for k, v in full.model.state_dict().items() if "lora_" in k}
+    b = {k: v for k, v in resumed.model.state_dict().items() if "lora_" in k}
+    assert a and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_wpo_trains_and_reports_weights(tmp_path, pref_files):
     run = cli(["fit", "--config", str(_iw_config(tmp_path, pref_files, objective={"class_path": "lit_iwpo.objectives.WPO"}))])
     w = run.model.objective.weights.store.weights
@@ -333,6 +360,116 @@ def test_single_row_batch_gets_unit_weight():
     obj = _iw(estimator=RuLSIF())
     w, reason = obj.weights.estimate(torch.randn(1, 2), torch.randn(8, 2))
     assert torch.equal(w, torch.ones(1)) and reason is None
+
+
+class _Rows:
+    """A batch of stored rows ``index`` (ids s<i>)."""
+
+    def __init__(self, index):
+        self.index = torch.tensor(index)
+        self.ids = [f"s{i}" for i in index]
+
+    def __len__(self):
+        return len(self.ids)
+
+
+def _with_dv(obj, n=6, dv=(4, 5), val_weight=1.0):
+    """Store s0..s<n-1>, of which ``dv`` are D_v pairs inside the training set."""
+    obj.weights.store = WeightStore([f"s{i}" for i in range(n)], obj.weights.transform_dim)
+    obj.weights.n_val = 8
+    obj.weights.fixed = torch.tensor([i in dv for i in range(n)])
+    return obj
+
+
+@pytest.mark.parametrize("val_weight", [1.0, 2.0])
+def test_val_weight_trains_dv_pairs_outside_the_estimate(monkeypatch, val_weight):
+    """Batch (s0, s4, s1, s5), s4 and s5 from D_v: the estimator sees only s0 and s1, ŵ ∝ (1, 3) → (.5, 1.5);
+    the D_v pairs weigh ``val_weight``, in the warm-up too, and are never stored as estimated."""
+
+    class Fixed(DensityRatioEstimator):
+        def _fit_predict(self, ztr, zv):
+            seen.append(ztr.clone())
+            return T([1.0, 3.0])
+
+    seen = []
+    pol, ref = _inputs()
+    obj = _with_dv(IWDPO(warmup_steps=2, estimator=Fixed(), val_weight=val_weight))
+    monkeypatch.setattr(obj.weights, "val_transforms", lambda ctx, n=None: torch.zeros(8, 2))
+    pooled, estimate = [], obj.weights.estimate
+    monkeypatch.setattr(obj.weights, "estimate", lambda zt, zv: (pooled.append(zt.clone()), estimate(zt, zv))[1])
+    batch = _Rows([0, 4, 1, 5])
+    warm = obj(StepInputs(pol, ref, batch, "train", ctx=_Module(step=1)))
+    assert torch.equal(warm.weights, T([1.0, val_weight, 1.0, val_weight])) and not seen
+    out = obj(StepInputs(pol, ref, batch, "train", ctx=_Module(step=2)))
+    z = 0.1 * torch.stack([pol.logps[:4] - ref.logps[:4], pol.logps[4:] - ref.logps[4:]], -1).detach()
+    assert len(seen) == 1 and torch.allclose(pooled[0], z[[0, 2]])
+    assert torch.allclose(out.weights, T([0.5, val_weight, 1.5, val_weight]))
+    losses = DPO().per_sample_loss(StepInputs(pol, ref, batch, "train"))
+    assert out.loss.item() == pytest.approx((out.weights * losses).mean().item(), rel=1e-6)
+    assert obj.weights.store.weight_step.tolist() == [2, 2, -1, -1, -1, -1]
+    ids, w = obj.sample_weights()
+    assert ids == ["s0", "s1"] and torch.allclose(w, T([0.5, 1.5]))
+    # a batch of D_v pairs only: nothing to estimate
+    pol2, ref2 = _inputs(b=2)
+    only_dv = obj(StepInputs(pol2, ref2, _Rows([4, 5]), "train",
+                             ctx=_Module(step=3)))
+    assert torch.equal(only_dv.weights, T([val_weight, val_weight])) and len(seen) == 1
+    with pytest.raises(ValueError, match="val_weight"):
+        IWDPO(val_weight=-1.0)
+
+
+def test_val_weight_refresh_and_recent_pools_leave_dv_out(monkeypatch):
+    """refresh: only D_tr rows (s0-s3) are recomputed and estimated, D_v rows keep no estimate; recent: the
+    accumulated pool never takes a D_v pair's recorded transform."""
+    obj = _with_dv(IWDPO(warmup_steps=0, pool="refresh", estimator=Ones(), val_weight=1.0))
+    src = obj.weights
+    rows_seen, ztr_seen = [], []
+    monkeypatch.setattr(src, "_rows_transforms", lambda ctx, split, rows: (rows_seen.append(list(rows)),
+                                                                         torch.ones(len(rows), 2))[1])
+    est = src.estimate
+    monkeypatch.setattr(src, "estimate", lambda zt, zv: (ztr_seen.append(zt.clone()), est(zt, zv))[1])
+    assert src.refresh(_Module(step=5))
+    assert rows_seen[0] == [0, 1, 2, 3] and ztr_seen[0].shape == (4, 2)  # D_v rows left out
+    assert src.store.weight_step.tolist() == [5, 5, 5, 5, -1, -1]
+    assert src.estimates[-1]["index"].tolist() == [0, 1, 2, 3]
+
+    recent = _with_dv(IWDPO(warmup_steps=0, pool="recent", pool_size=4, estimator=Ones(), val_weight=1.0))
+    for i, step in zip([2, 3, 4, 5], [1, 2, 3, 4]):  # D_v rows s4, s5 recorded latest
+        recent.weights.store.record_transforms([f"s{i}"], T([[float(i), 0.0]]), step)
+    pooled = []
+    monkeypatch.setattr(recent.weights, "val_transforms", lambda ctx, n=None: torch.zeros(8, 2))
+    est2 = recent.weights.estimate
+    monkeypatch.setattr(recent.weights, "estimate", lambda zt, zv: (pooled.append(zt.clone()), est2(zt, zv))[1])
+    pol, ref = _inputs(b=2)
+    recent(StepInputs(pol, ref, _Rows([0, 1]), "train", ctx=_Module(step=6)))
+    assert pooled[0][2:, 0].tolist() == [3.0, 2.0]  # s3 then s2, never s4/s5
+
+
+def test_val_transforms_every_k_steps(monkeypatch):
+    """val_transforms_every 3: a validation batch is scored at steps 4, 7, 10 and reused in between; the
+    reused batch survives a state_dict round trip (exact resume)."""
+    calls, seen = [], []
+
+    def watch(obj):
+        monkeypatch.setattr(obj.weights, "val_transforms",
+                            lambda ctx, n=None: (calls.append(ctx.step), torch.full((8, 2), float(ctx.step)))[1])
+        estimate = obj.weights.estimate
+        monkeypatch.setattr(obj.weights, "estimate", lambda zt, zv: (seen.append(zv[0, 0].item()), estimate(zt, zv))[1])
+
+    obj = _iw(warmup_steps=4, estimator=Ones(), val_transforms_every=3)
+    watch(obj)
+    pol, ref = _inputs()
+    for step in range(0, 9):
+        obj(StepInputs(pol, ref, _Batch(4), "train", ctx=_Module(step=step)))
+    assert calls == [4, 7] and seen == [4, 4, 4, 7, 7]
+    fresh = _iw(warmup_steps=4, estimator=Ones(), val_transforms_every=3)
+    fresh.load_state_dict(obj.state_dict())
+    watch(fresh)
+    fresh(StepInputs(pol, ref, _Batch(4), "train", ctx=_Module(step=9)))
+    fresh(StepInputs(pol, ref, _Batch(4), "train", ctx=_Module(step=10)))
+    assert calls == [4, 7, 10] and seen[-2:] == [7, 10]
+    with pytest.raises(ValueError, match="val_transforms_every"):
+        IWDPO(val_transforms_every=0)
 
 
 def test_recent_pool_leaves_out_warmup_transforms(monkeypatch):

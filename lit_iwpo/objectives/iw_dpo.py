@@ -49,6 +49,11 @@ class IWDPO(DPO):
             (``seed_everything``), so runs with different seeds also draw different validation batches.
         transform_max_age: ``pool: refresh``: reuse training transforms recorded at most this many steps before
             a refresh; 0 (default) recomputes all with the current policy; null reuses any after the warm-up.
+        val_weight: Beyond the paper: with ``data.train_on: train+val``, train the D_v pairs at this fixed weight,
+            outside every estimate (IW-DPO then also learns from the pairs plain DPO on D_tr ∪ D_v gets); null
+            (the paper) estimates every training pair.
+        val_transforms_every: Beyond the paper: score a validation batch every k steps and reuse its transforms
+            for the next k − 1 estimates (1, the paper: every step). Cuts the D_v forward passes k-fold.
         beta: DPO's β (also scales the reward transform).
         loss_type: ``sigmoid`` or ``ipo``.
         label_smoothing: cDPO's ε.
@@ -67,6 +72,8 @@ class IWDPO(DPO):
         on_failure: str = "uniform",
         seed: Optional[int] = None,
         transform_max_age: Optional[int] = 0,
+        val_weight: Optional[float] = None,
+        val_transforms_every: int = 1,
         beta: float = 0.1,
         loss_type: str = "sigmoid",
         label_smoothing: float = 0.0,
@@ -80,6 +87,7 @@ class IWDPO(DPO):
         weights = DensityRatioWeights(transform=transform, estimator=estimator, pool=strategy(),
                                       warmup_steps=warmup_steps, val_batch_size=val_batch_size,
                                       max_weight=max_weight, on_failure=on_failure, seed=seed,
-                                      transform_max_age=transform_max_age)
+                                      transform_max_age=transform_max_age, val_weight=val_weight,
+                                      val_transforms_every=val_transforms_every)
         super().__init__(beta=beta, loss_type=loss_type, label_smoothing=label_smoothing,
                          length_normalize=length_normalize, weights=weights)

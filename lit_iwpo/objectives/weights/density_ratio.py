@@ -52,7 +52,7 @@ class BatchPool(Pool):
     normalised to mean 1 over the batch."""
 
     def batch_weights(self, source, ctx, ids, z_all):
-        return ctx.compute_once(lambda: source.estimate(z_all, source.val_transforms(ctx, source.val_batch_size)))
+        return ctx.compute_once(lambda: source.estimate(z_all, source.step_val_transforms(ctx)))
 
 
 class RecentPool(Pool):
@@ -83,6 +83,7 @@ class RecentPool(Pool):
         store = source.store
         steps = store.transform_step.clone()
         steps[store.index(ids)] = -1
+        steps[~source.estimated] = -1  # pairs of D_v trained at a fixed weight (``val_weight``) are not estimated
         latest = torch.argsort(steps, descending=True, stable=True)[:extra]
         # never warm-up transforms: the policy had barely moved, so they say little about the pair
         latest = latest[steps[latest] >= max(source.warmup_steps, 1)]  # step 0: every transform the same constant
@@ -90,7 +91,7 @@ class RecentPool(Pool):
 
     def batch_weights(self, source, ctx, ids, z_all):
         def run():
-            w, err = source.estimate(self.pool(source, ids, z_all), source.val_transforms(ctx, source.val_batch_size))
+            w, err = source.estimate(self.pool(source, ids, z_all), source.step_val_transforms(ctx))
             return (None if w is None else w[:len(ids)]), err
         return ctx.compute_once(run)
 
@@ -136,6 +137,14 @@ class DensityRatioWeights(StoredWeights):
             the current policy. 0 (default) recomputes every training transform, so training and D_v transforms
             come from the same policy; None reuses any recorded after the warm-up (no forward pass over D_tr,
             but transforms up to an epoch old beside D_v's of now: implicit rewards drift as training goes on).
+        val_weight: Beyond the paper. None (the paper): every training pair is estimated. A number: the pairs of
+            D_v inside the training set (``data.train_on: train+val``, which this requires) are trained at this
+            fixed weight and left out of every estimate, so IW-DPO also learns from the deployment pairs plain
+            DPO on D_tr ∪ D_v gets; the estimated weights (and their mean-1 normalisation) cover D_tr's pairs.
+        val_transforms_every: Beyond the paper (batch and recent pools). 1 (the paper): every estimate scores a
+            fresh validation batch with the current policy. k > 1: a validation batch is scored every k steps and
+            its transforms reused for the estimates of the next k − 1 steps, which saves most of the forward
+            passes Algorithm 1 spends on D_v (the validation transforms are then up to k − 1 steps old).
     """
 
     request = ForwardRequest(reference="sequence")
@@ -143,8 +152,17 @@ class DensityRatioWeights(StoredWeights):
     def __init__(self, transform: str = "reward", estimator: Optional[DensityRatioEstimator] = None,
                  pool: Optional[Pool] = None, warmup_steps: int = 10, val_batch_size: int = 16,
                  max_weight: Optional[float] = None, on_failure: str = "uniform", seed: Optional[int] = None,
-                 transform_max_age: Optional[int] = 0) -> None:
+                 transform_max_age: Optional[int] = 0, val_weight: Optional[float] = None,
+                 val_transforms_every: int = 1) -> None:
         super().__init__()
+        if val_weight is not None and val_weight < 0:
+            raise ConfigError(f"objective.val_weight must be >= 0 or null, got {val_weight}")
+        if val_transforms_every < 1:
+            raise ConfigError(f"objective.val_transforms_every must be >= 1, got {val_transforms_every}")
+        self.val_weight = val_weight
+        self.val_transforms_every = val_transforms_every
+        self._val_cache: tuple[int, Tensor] | None = None  # (step, transforms) of the latest scored validation batch
+        self.fixed: Tensor | None = None  # [N_tr] bool: D_v pairs trained at ``val_weight``, never estimated
         if transform_max_age is not None and transform_max_age < 0:
             raise ConfigError(f"objective.transform_max_age must be >= 0 or null, got {transform_max_age}")
         self.transform_max_age = transform_max_age
@@ -203,9 +221,20 @@ class DensityRatioWeights(StoredWeights):
                 f"{'D_v has' if have == self.n_val else 'objective.val_batch_size gives'} {have}: "
                 f"add deployment pairs to data.val or raise objective.val_batch_size"
             )
-        if set(val.ids) & set(train.ids):
+        inside = set(val.ids) & set(train.ids)
+        self.fixed = torch.tensor([sid in inside for sid in train.ids], dtype=torch.bool)
+        if self.val_weight is not None:
+            if not inside:
+                raise ConfigError("objective.val_weight trains the pairs of D_v at a fixed weight, but the training "
+                                  "set holds none of them: set data.train_on: train+val")
+            if len(inside) == len(train.ids):
+                raise ConfigError("objective.val_weight: every training pair is in D_v, none is left to weight")
+        elif inside:
             rank_zero_warn("IW-DPO with D_v inside the training set (e.g. data.train_on: train+val) pulls the "
-                          "estimated density ratios towards 1; the paper trains on D_tr (train_on: train)")
+                          "estimated density ratios towards 1; the paper trains on D_tr (train_on: train). "
+                          "objective.val_weight trains them at a fixed weight instead")
+        if self.val_weight is None:
+            self.fixed[:] = False
 
     # ----------------------------------------------------------- transforms
     def transforms(self, policy: LogProbs, reference: LogProbs) -> Tensor:
@@ -237,6 +266,24 @@ class DensityRatioWeights(StoredWeights):
         if len(starts) > 1:
             starts = ctx.progress(starts, desc=f"importance weights: {split} transforms", total=len(starts))
         return torch.cat([self.batch_transforms(ctx, ctx.batch(split, rows[i:i + chunk])) for i in starts])
+
+    @property
+    def estimated(self) -> Tensor:
+        """[N_tr] bool: the training pairs estimates cover (all but D_v's with ``val_weight``)."""
+        if self.fixed is None or len(self.fixed) != len(self.store):
+            return torch.ones(len(self.store), dtype=torch.bool)
+        return ~self.fixed
+
+    def step_val_transforms(self, ctx: StepContext) -> Tensor:
+        """The validation transforms of this step's estimate: a fresh random batch of ``val_batch_size`` pairs,
+        or with ``val_transforms_every`` k > 1 the batch scored at most k − 1 steps ago."""
+        cache = self._val_cache
+        if cache is not None and 0 <= ctx.step - cache[0] < self.val_transforms_every:
+            return cache[1]
+        z = self.val_transforms(ctx, self.val_batch_size)
+        if self.val_transforms_every > 1:
+            self._val_cache = (ctx.step, z.detach().float().cpu())
+        return z
 
     def val_transforms(self, ctx: StepContext, n: int | None = None) -> Tensor:
         """Transforms of a random validation batch of ``n`` pairs (all of D_v when n is None)."""
@@ -274,23 +321,26 @@ class DensityRatioWeights(StoredWeights):
         z_all, index = ctx.gather(z_tr), ctx.gather(batch.index.to(z_tr.device))
         ids = [self.store.ids[i] for i in index.tolist()]
         self.store.record_transforms(ids, z_all, step)
-        ones = torch.ones(len(batch))
         metrics = {"iw/fallback": torch.tensor(0.0)}
-        if step < self.warmup_steps:
-            w = ones
-        else:
-            w_all, reason = self.pool.batch_weights(self, ctx, ids, z_all)
-            if w_all is None:
+        w_all = torch.ones(len(ids))
+        est = self.estimated[self.store.index(ids)]  # pairs this step estimates (all but D_v's with val_weight)
+        if step >= self.warmup_steps and est.any():
+            est_ids = [sid for sid, e in zip(ids, est.tolist()) if e]
+            w_est, reason = self.pool.batch_weights(self, ctx, est_ids, z_all[est.to(z_all.device)])
+            if w_est is None:
                 self._fallback(reason)
                 metrics["iw/fallback"] = torch.tensor(1.0)
-                w = ones
             else:
+                w_est = w_est.detach().float().cpu()
                 if not self.pool.refreshes:
-                    self.store.set_weights(ids, w_all, step)
-                    self.log_estimate(step, self.store.index(ids), w_all)
+                    self.store.set_weights(est_ids, w_est, step)
+                    self.log_estimate(step, self.store.index(est_ids), w_est)
                 elif self.estimates and self.estimates[-1]["step"] == self.store.weight_step.max().item():
                     self.estimates[-1]["uses"] += 1  # this step is weighted by the latest refresh's estimate
-                w = w_all[ctx.rank * len(batch):(ctx.rank + 1) * len(batch)].cpu()
+                w_all[est] = w_est
+        if self.val_weight is not None:
+            w_all[~est] = self.val_weight
+        w = w_all[ctx.rank * len(batch):(ctx.rank + 1) * len(batch)]
         return w, {**metrics, **self.batch_metrics(w, inputs)}
 
     # ---------------------------------------------------------------- refresh
@@ -306,13 +356,14 @@ class DensityRatioWeights(StoredWeights):
         all); transforms of the warm-up are always recomputed. Runs on rank 0; every rank stores the result.
         """
         rows = self.refresh_rows(ctx.step, recompute)
+        est = self.estimated
 
         def run():
             z_rows = self._rows_transforms(ctx, "train", rows) if rows else torch.empty(0, self.transform_dim)
             z_train = self.store.transforms.clone()
             z_train[rows] = z_rows.float().cpu()
             z_val = self.val_transforms(ctx)
-            w, reason = self.estimate(z_train, z_val)
+            w, reason = self.estimate(z_train[est], z_val)
             return z_rows, z_val, w, reason
 
         z_rows, z_val, w, reason = ctx.compute_once(run)
@@ -322,8 +373,9 @@ class DensityRatioWeights(StoredWeights):
         if w is None:
             self._fallback(reason)
             return False
-        self.store.set_weights(None, w, ctx.step)
-        self.log_estimate(ctx.step, torch.arange(len(self.store)), w, uses=0)  # counted as steps use it
+        index = torch.nonzero(est).flatten()
+        self.store.set_weights([self.store.ids[i] for i in index.tolist()], w, ctx.step)
+        self.log_estimate(ctx.step, index, w, uses=0)  # counted as steps use it
         return True
 
     @torch.no_grad()
@@ -333,20 +385,22 @@ class DensityRatioWeights(StoredWeights):
         otherwise computed only if ``compute`` (a forward pass over D_tr). None when it cannot be had."""
         if self.store is None or not self.n_val:
             return None
+        index = torch.nonzero(self.estimated).flatten()
+        ids = [self.store.ids[i] for i in index.tolist()]
         last = self.estimates[-1] if self.estimates else None
-        if (last is not None and last["step"] == ctx.step and len(last["index"]) == len(self.store)
-                and bool((self.store.transform_step == ctx.step).all())):
-            return list(self.store.ids), last["weights"].clone()
+        if (last is not None and last["step"] == ctx.step and torch.equal(last["index"], index)
+                and bool((self.store.transform_step[index] == ctx.step).all())):
+            return ids, last["weights"].clone()
         max_train = getattr(self.estimator, "max_train", None)
-        if not compute or (max_train is not None and len(self.store) > max_train):
+        if not compute or (max_train is not None and len(index) > max_train):
             return None
 
         def run():
-            z_train = self._rows_transforms(ctx, "train", list(range(len(self.store))))
+            z_train = self._rows_transforms(ctx, "train", index.tolist())
             return self.estimate(z_train.float().cpu(), self.val_transforms(ctx))
 
         w, _ = ctx.compute_once(run)
-        return None if w is None else (list(self.store.ids), w)
+        return None if w is None else (ids, w)
 
     def refresh_rows(self, step: int, recompute: bool = False) -> list[int]:
         """Training rows whose transform a refresh at ``step`` recomputes (see :meth:`refresh`)."""
@@ -356,7 +410,7 @@ class DensityRatioWeights(StoredWeights):
             stale = torch.ones_like(stale)
         elif self.transform_max_age is not None:
             stale |= recorded < step - self.transform_max_age
-        return torch.nonzero(stale).flatten().tolist()
+        return torch.nonzero(stale & self.estimated).flatten().tolist()
 
     def weight_tables(self, ctx: StepContext) -> dict[str, dict[str, list]]:
         tables = super().weight_tables(ctx)
@@ -381,6 +435,8 @@ class DensityRatioWeights(StoredWeights):
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
         state.update(val_generator=self.val_generator.get_state(), fallbacks=self.fallbacks)
+        if self._val_cache is not None:
+            state["val_cache"] = (self._val_cache[0], self._val_cache[1].clone())
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -389,3 +445,5 @@ class DensityRatioWeights(StoredWeights):
             self.val_generator.set_state(state["val_generator"])
             self._seeded = True
         self.fallbacks = state.get("fallbacks", 0)
+        cache = state.get("val_cache")
+        self._val_cache = None if cache is None else (int(cache[0]), cache[1].clone())
