@@ -54,6 +54,8 @@ TOOLS = {
     "generate": ("lit_iwpo.generate", "generate_main", "reply to prompts (or chat) with a trained policy"),
     "scenario": ("lit_iwpo.data.scenarios", "scenario_main", "list, describe and write embedded shift scenarios"),
     "table": ("lit_iwpo.eval.table", "table_main", "run or collect a results table over methods and seeds"),
+    "tis-weights": ("lit_iwpo.tis_weights", "tis_weights_main",
+                    "train TIS-DPO's contrastive adapters and compute its token weights (fit's arguments)"),
 }
 
 SUBCOMMANDS = {
@@ -157,10 +159,11 @@ class LitIWPOCLI(LightningCLI):
         RunArtifacts.announce(self.trainer)
 
 
-def cli(args: list[str] | None = None) -> LitIWPOCLI:
+def cli(args: list[str] | None = None, run: bool = True) -> LitIWPOCLI:
     """Run the Lightning CLI and return it (tests and notebooks inspect ``.trainer`` and ``.model``).
 
-    ``args=None`` parses ``sys.argv``; a list runs in-process as if typed after ``lit_iwpo``."""
+    ``args=None`` parses ``sys.argv``; a list runs in-process as if typed after ``lit_iwpo``. ``run=False``
+    only parses a fit's arguments (no subcommand) and builds model, data and trainer, running nothing."""
     # jsonargparse >= 4.49 makes Lightning's CLI print deprecation noise that users cannot act on
     warnings.filterwarnings("ignore", category=DeprecationWarning, module="jsonargparse|lightning")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
@@ -175,6 +178,7 @@ def cli(args: list[str] | None = None) -> LitIWPOCLI:
         save_config_kwargs={"overwrite": True},
         seed_everything_default=0,
         args=args,
+        run=run,
         auto_configure_optimizers=False,
         parser_class=LitIWPOParser,
     )

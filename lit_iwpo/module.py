@@ -41,7 +41,15 @@ from lit_iwpo.models import (
     load_tokenizer,
 )
 from lit_iwpo.models.generation import GenerationSpec, generate_texts
-from lit_iwpo.models.refcache import cache_path, compute_reference_logps, load_or_compute, model_fingerprint
+from lit_iwpo.models.refcache import (
+    adapter_fingerprint,
+    cache_path,
+    compute_reference_logps,
+    data_fingerprint,
+    load_or_compute,
+    model_fingerprint,
+    tokenizer_fingerprint,
+)
 from lit_iwpo.models.scoring import ForwardRequest, Scorer
 from lit_iwpo.objectives import DPO, Objective, ObjectiveOutput, StepInputs
 from lit_iwpo.objectives.weights import Refreshable
@@ -107,8 +115,25 @@ class ModuleContext:
         dm = self._datamodule
         return dm.load_split(name) if dm is not None and dm.has_split(name) else None
 
-    def batch(self, split: str, rows: Sequence[int]) -> PreferenceBatch:
-        return self._to_device(self._datamodule.pair_batch(split, list(rows)))
+    def batch(self, split: str, rows: Sequence[int], system_prompt: str | None = None) -> PreferenceBatch:
+        return self._to_device(self._datamodule.pair_batch(split, list(rows), system_prompt=system_prompt))
+
+    def fingerprint(self, what: str) -> str:
+        """Cache key part of ``what``: ``reference`` (the frozen base), a loaded adapter's name, ``tokenizer``,
+        or ``data:SPLIT`` (sample ids and token ids); models include the trainer's precision."""
+        module = self._module
+        if what.startswith("data:"):
+            return data_fingerprint(self._datamodule.load_split(what[5:]))
+        if what == "tokenizer":
+            return tokenizer_fingerprint(self._datamodule.tokenizer)
+        precision = str(module._trainer.precision) if module._trainer is not None else ""
+        with module.scorer.reference_model() as ref:
+            base = model_fingerprint(ref)
+        if what == "reference":
+            return f"{base}|{precision}"
+        if what not in module.scorer.adapters:
+            raise KeyError(f"no model named {what!r} to fingerprint (adapters: {sorted(module.scorer.adapters)})")
+        return f"{adapter_fingerprint(module.scorer._adapter_host(), what, base)}|{precision}"
 
     def gather(self, tensor: Tensor) -> Tensor:
         return gather_rows(self._module, tensor)[0]
@@ -214,7 +239,7 @@ class PreferenceModule(L.LightningModule):
             reference, policy = None, apply_lora(base, self.lora)
         self.scorer = Scorer(policy, reference, precision=self.precision_context)
         # extra named adapters ride on the same base, frozen (full fine-tuning: on the reference copy)
-        self.scorer.load_adapters(self.objective.request.adapters)
+        self.scorer.load_adapters({**self.objective.request.adapters, **self.objective.adapters()})
         self.policy, self.reference = self.scorer.policy, self.scorer.reference
         # from_pretrained and peft's load_adapter leave eval mode; Lightning keeps module modes as it finds them
         self.policy.train()
@@ -246,6 +271,8 @@ class PreferenceModule(L.LightningModule):
 
     def on_fit_start(self) -> None:
         self._prepare_reference_cache(["train", "val"])
+        with phase(self.trainer, "objective_prepare"):
+            self.objective.on_fit_start(self.context)
 
     def on_validation_start(self) -> None:
         self._prepare_reference_cache(["val"])
@@ -287,7 +314,8 @@ class PreferenceModule(L.LightningModule):
         self.context.stage = stage
         # evaluation always reports implicit rewards, so it needs at least the sequence reference
         level = request.reference if stage == "train" or request.reference != "none" else "sequence"
-        reference = None if level == "none" else scorer.score(batch, "reference", request=ForwardRequest(reference=level))
+        reference = None if level == "none" else scorer.score(
+            batch, "reference", request=ForwardRequest(reference=level, logits=request.reference_logits and stage == "train"))
         # the one training forward: log-probs, plus logits at response positions and pooled embeddings on request
         policy = scorer.score(batch, "policy", mode="train", request=request)
         adapters = {name: scorer.score(batch, name) for name in request.adapters} if stage == "train" else {}

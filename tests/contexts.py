@@ -25,8 +25,19 @@ class LocalContext:
         dm = self.datamodule
         return dm.load_split(name) if dm is not None and dm.has_split(name) else None
 
-    def batch(self, split, rows):
-        return self.datamodule.pair_batch(split, list(rows))
+    def batch(self, split, rows, system_prompt=None):
+        return self.datamodule.pair_batch(split, list(rows), system_prompt=system_prompt)
+
+    def fingerprint(self, what):
+        from lit_iwpo.models.refcache import adapter_fingerprint, data_fingerprint, model_fingerprint, tokenizer_fingerprint
+
+        if what.startswith("data:"):
+            return data_fingerprint(self.datamodule.load_split(what[5:]))
+        if what == "tokenizer":
+            return tokenizer_fingerprint(self.datamodule.tokenizer)
+        with self.scorer.reference_model() as ref:
+            base = model_fingerprint(ref)
+        return base if what == "reference" else adapter_fingerprint(self.scorer._adapter_host(), what, base)
 
     def gather(self, tensor):
         return tensor

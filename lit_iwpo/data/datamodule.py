@@ -117,6 +117,8 @@ class PreferenceDataModule(L.LightningDataModule):
         max_prompt_length: Prompts longer than this keep their last tokens; must be < max_length.
         apply_chat_template: True: always; False: never; None: only for rows given as message lists.
         system_prompt: A system message prepended to templated prompts (None: the template's default).
+        swap_pairs: Swap chosen and rejected in every split: the reverse-DPO and SFT-on-rejected adapters of
+            TIS-DPO's contrastive pair train on the same data with this on.
         batch_size: Pairs per training batch (each pair is two sequences).
         eval_batch_size: Pairs per validation/test batch (default: batch_size).
         num_workers: DataLoader worker processes (tokenisation happens once up front, so 0 is usually fine).
@@ -142,6 +144,7 @@ class PreferenceDataModule(L.LightningDataModule):
         max_prompt_length: Optional[int] = 256,
         apply_chat_template: Optional[bool] = None,
         system_prompt: Optional[str] = None,
+        swap_pairs: bool = False,
         batch_size: int = 4,
         eval_batch_size: Optional[int] = None,
         num_workers: int = 0,
@@ -158,6 +161,7 @@ class PreferenceDataModule(L.LightningDataModule):
             raise ConfigError(f"data.train_on must be one of {TRAIN_ON}, got {train_on!r}")
         self.sources = {"train": train, "val": val, "test": test, "predict": predict}
         self.train_on = train_on
+        self.swap_pairs = swap_pairs
         self.tokenizer_name = tokenizer
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
@@ -233,6 +237,9 @@ class PreferenceDataModule(L.LightningDataModule):
         else:
             pairs, prompts = [p for src in sources for p in self.pair_tokenizer(src, split)], []
         rows, merged_ids, locations = _merge(sources, ids)
+        if self.swap_pairs and pairs:
+            pairs = [TokenizedPair(p.prompt, p.rejected, p.chosen) for p in pairs]
+            rows = [{**row, "chosen": row["rejected"], "rejected": row["chosen"]} for row in rows]
         self.splits[split] = SplitData(split, rows, merged_ids, pairs, [s.name for s in sources], prompts, locations)
         return self.splits[split]
 
@@ -289,10 +296,19 @@ class PreferenceDataModule(L.LightningDataModule):
             generator=_private_generator(),
         )
 
-    def pair_batch(self, split: str, indices: list[int]) -> PreferenceBatch:
-        """One batch of the given rows of a split (importance-weight transforms of chosen samples)."""
+    def pair_batch(self, split: str, indices: list[int], system_prompt: str | None = None) -> PreferenceBatch:
+        """One batch of the given rows of a split (importance-weight transforms of chosen samples).
+
+        ``system_prompt``: the rows' prompts re-rendered with this system message (TIS-DPO's contrastive
+        prompts); the response tokens stay exactly those of the split (no new truncation), so per-token
+        values line up with the tokens training sees."""
         data = self.load_split(split)
-        items = [(i, data.ids[i], data.pairs[i]) for i in indices]
+        pairs = [data.pairs[i] for i in indices]
+        if system_prompt is not None:
+            pt = self.pair_tokenizer
+            pairs = [TokenizedPair(pt.contrast_prompt_ids(data.rows[i], system_prompt), p.chosen, p.rejected)
+                     for i, p in zip(indices, pairs)]
+        items = [(i, data.ids[i], p) for i, p in zip(indices, pairs)]
         return collate_pairs(items, pad_id=self.tokenizer.pad_token_id, split=split,
                              pad_to_multiple_of=self.pad_to_multiple_of)
 

@@ -100,6 +100,17 @@ class PairTokenizer:
             out.append(full[len(prompt):].rstrip("\n"))
         return prompt, out[0], out[1]
 
+    def contrast_prompt_ids(self, row: dict[str, Any], system_prompt: str) -> list[int]:
+        """The prompt of ``row`` with ``system_prompt`` in place of its system message (prepended to plain-text
+        prompts), untruncated: TIS-DPO's contrastive prompts score the training responses' tokens after it."""
+        if self.uses_template(row):
+            msgs = [m for m in _as_messages(row["prompt"], "user") if m.get("role") != "system"]
+            text = self._template([{"role": "system", "content": system_prompt}, *msgs], add_generation_prompt=True)
+        else:
+            prompt = row["prompt"] if isinstance(row["prompt"], str) else response_text(row["prompt"])
+            text = f"{system_prompt}\n\n{prompt}"
+        return self._ids([text])[0]
+
     def _template(self, messages: list[dict[str, str]], add_generation_prompt: bool) -> str:
         if not getattr(self.tokenizer, "chat_template", None):
             raise DataError("the tokenizer has no chat template; set data.apply_chat_template: false")

@@ -58,6 +58,21 @@ def model_fingerprint(model: nn.Module, skip: str = "lora_") -> str:
     return h.hexdigest()
 
 
+def adapter_fingerprint(model: nn.Module, name: str, base_fp: str) -> str:
+    """Hash of the named LoRA adapter's tensors (and its peft config) on top of ``base_fp``, the base's
+    :func:`model_fingerprint`: what the base with that adapter active computes."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(base_fp.encode())
+    tag = f".{name}."
+    for key, t in sorted(model.state_dict().items()):
+        if tag in key:
+            h.update(key.encode())
+            _update_tensor(h, t)
+    config = getattr(model, "peft_config", {}).get(name)
+    h.update(repr(sorted(config.to_dict().items()) if config is not None else None).encode())
+    return h.hexdigest()
+
+
 def data_fingerprint(split: "SplitData") -> str:
     h = hashlib.blake2b(digest_size=16)
     for sid, pair in zip(split.ids, split.pairs):

@@ -37,12 +37,15 @@ class ForwardRequest:
             tokens) or ``last_prompt`` (the last prompt token); None for none.
         adapters: Extra LoRA adapters ``{name: folder}`` loaded frozen onto the base; each is scored
             (no grad, eval mode) and handed to the objective under its name.
+        reference_logits: The reference's logits at response positions too (a live reference forward; e.g.
+            TIS-DPO's KL term).
     """
 
     reference: str = "sequence"
     logits: bool = False
     embeddings: str | None = None
     adapters: Mapping[str, str] = field(default_factory=dict)
+    reference_logits: bool = False
 
     def __post_init__(self) -> None:
         if self.reference not in REFERENCE_LEVELS:
@@ -64,7 +67,8 @@ class ForwardRequest:
             raise ValueError(f"adapter name(s) {sorted(clash)} requested with different folders")
         return ForwardRequest(reference=level, logits=self.logits or other.logits,
                               embeddings=self.embeddings or other.embeddings,
-                              adapters={**self.adapters, **other.adapters})
+                              adapters={**self.adapters, **other.adapters},
+                              reference_logits=self.reference_logits or other.reference_logits)
 
 
 @contextmanager

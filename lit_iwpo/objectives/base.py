@@ -46,6 +46,15 @@ class Objective(ABC):
         """Called in ``LightningModule.setup`` of every fit/validate/test/predict (before a checkpoint is
         restored, so restored state lands on what this builds); ``ctx.stage`` says which. Check settings here."""
 
+    def on_fit_start(self, ctx: StepContext) -> None:
+        """Called once the model exists and a restored checkpoint is loaded, before the first step of a fit
+        (e.g. token weights scored by contrastive adapters)."""
+
+    def adapters(self) -> dict[str, str]:
+        """Named LoRA adapters ``{name: folder}`` to load frozen onto the base, scored on demand through
+        ``ctx.score(batch, name)`` (unlike ``request.adapters``, which every training step scores)."""
+        return {}
+
     @abstractmethod
     def __call__(self, inputs: StepInputs) -> ObjectiveOutput:
         """The loss of one batch."""

@@ -33,7 +33,9 @@ class StepContext(Protocol):
       adapter; ``mode`` ``eval`` (no grad, eval mode) or ``train`` (the policy as it trains).
     - ``deterministic()``: the training forward has no active dropout (so its detached values equal eval ones).
     - ``split(name)``: a split's rows, ids and sources (None when not configured); ``batch(split, rows)``:
-      one collated batch of the given row positions, on the run's device; ``eval_batch_size``.
+      one collated batch of the given row positions, on the run's device (``system_prompt``: prompts
+      re-rendered with that system message, responses unchanged); ``eval_batch_size``.
+    - ``fingerprint(what)``: a cache-key part of ``reference``, a loaded adapter, ``tokenizer`` or ``data:SPLIT``.
     - ``gather(t)``: rows of ``t`` from every process, in rank order; ``broadcast(obj)``: rank 0's object;
       ``compute_once(fn)``: ``fn()`` on rank 0 only, its result on every rank (``lit_iwpo.dist.compute_once``).
     """
@@ -60,7 +62,9 @@ class StepContext(Protocol):
 
     def split(self, name: str) -> "SplitData | None": ...
 
-    def batch(self, split: str, rows: Sequence[int]) -> PreferenceBatch: ...
+    def batch(self, split: str, rows: Sequence[int], system_prompt: str | None = None) -> PreferenceBatch: ...
+
+    def fingerprint(self, what: str) -> str: ...
 
     def gather(self, tensor: Tensor) -> Tensor: ...
 

@@ -9,7 +9,12 @@ from lit_iwpo.objectives.weights.density_ratio import (
     RecentPool,
     RefreshPool,
 )
+from lit_iwpo.objectives.weights.token import (
+    ContrastiveAdapters,
+    ContrastivePrompts,
+    ContrastiveTokenWeights,
+)
 from lit_iwpo.objectives.weights.wpo import WPOWeights
 
-__all__ = ["BatchPool", "ColumnWeights", "DensityRatioWeights", "Pool", "RecentPool", "RefreshPool", "Refreshable",
+__all__ = ["BatchPool", "ColumnWeights", "ContrastiveAdapters", "ContrastivePrompts", "ContrastiveTokenWeights", "DensityRatioWeights", "Pool", "RecentPool", "RefreshPool", "Refreshable",
            "StoredWeights", "Uniform", "WPOWeights", "WeightExport", "WeightSource"]
