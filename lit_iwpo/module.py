@@ -119,14 +119,17 @@ class ModuleContext:
         return self._to_device(self._datamodule.pair_batch(split, list(rows), system_prompt=system_prompt))
 
     def fingerprint(self, what: str) -> str:
-        """Cache key part of ``what``: ``reference`` (the frozen base), a loaded adapter's name, ``tokenizer``,
-        or ``data:SPLIT`` (sample ids and token ids); models include the trainer's precision."""
+        """Cache key part of ``what``: ``reference`` (the frozen base), ``policy`` (as it is now, adapter
+        included), a loaded adapter's name, ``tokenizer``, or ``data:SPLIT`` (sample ids and token ids); models
+        include the trainer's precision."""
         module = self._module
         if what.startswith("data:"):
             return data_fingerprint(self._datamodule.load_split(what[5:]))
         if what == "tokenizer":
             return tokenizer_fingerprint(self._datamodule.tokenizer)
         precision = str(module._trainer.precision) if module._trainer is not None else ""
+        if what == "policy":
+            return f"policy|{model_fingerprint(module.scorer.policy, skip='')}|{precision}"
         with module.scorer.reference_model() as ref:
             base = model_fingerprint(ref)
         if what == "reference":

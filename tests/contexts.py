@@ -35,6 +35,8 @@ class LocalContext:
             return data_fingerprint(self.datamodule.load_split(what[5:]))
         if what == "tokenizer":
             return tokenizer_fingerprint(self.datamodule.tokenizer)
+        if what == "policy":
+            return model_fingerprint(self.scorer.policy, skip="")
         with self.scorer.reference_model() as ref:
             base = model_fingerprint(ref)
         return base if what == "reference" else adapter_fingerprint(self.scorer._adapter_host(), what, base)

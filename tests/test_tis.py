@@ -513,3 +513,23 @@ def test_token_weights_notebook_runs_headless(tmp_path, pref_files, monkeypatch)
     got = pd.read_csv(runs["exp"] / "figures" / "constructions.csv")
     assert got["spearman weight"].iloc[0] == pytest.approx(want) and got["spearman raw"].iloc[0] == pytest.approx(1.0)
     assert "holds no token weights" in execute(dpo)[0]
+
+
+def test_policy_prompt_contrast_refreshes_with_the_callback(tmp_path, pref_files):
+    """ContrastivePrompts(model: policy) with refresh: the callback recomputes the weights at steps 2 and 4 with
+    the policy of that step, so the written token tables differ, and the last one is what training holds."""
+    objective = _tis(tmp_path)
+    objective["init_args"]["token_weights"]["init_args"]["contrast"]["init_args"] = {"model": "policy"}
+    objective["init_args"]["token_weights"]["init_args"]["refresh"] = True
+    every2 = {"class_path": "lit_iwpo.callbacks.ImportanceWeightRefresh", "init_args": {"every_n_steps": 2}}
+    cfg = _config(tmp_path, pref_files, **{"model.objective": objective, "trainer.max_steps": 4,
+                                           "trainer.callbacks": [every2], "model.lr": 1e-2})
+    run = cli(["fit", "--config", str(cfg), "--test_after_fit", "false"])
+    tw = run.model.objective.token_weights
+    assert tw.computed_step == 4
+    tables = {p.name: pq.read_table(p).to_pandas() for p in sorted((Path(run.trainer.log_dir) / "weights").glob("tokens=*"))}
+    assert list(tables) == ["tokens=000002.parquet", "tokens=000004.parquet"]
+    first, last = tables["tokens=000002.parquet"], tables["tokens=000004.parquet"]
+    assert not first["raw"].equals(last["raw"])
+    chosen = last[last["side"] == "chosen"]
+    assert torch.allclose(torch.tensor(chosen["weight"].to_numpy(), dtype=torch.float32), tw.stores["chosen"].values)

@@ -64,24 +64,32 @@ class ContrastivePrompts(Contrast):
     Args:
         positive: A template name (``harmless``, ``harmful``, ``normal``) or the system prompt's text.
         negative: The same for π⁻.
+        model: ``reference`` (the base, the paper) or ``policy`` (the current policy, in eval mode: with
+            ``ContrastiveTokenWeights(refresh: true)`` the weights then follow training).
     """
 
-    def __init__(self, positive: str = "harmless", negative: str = "harmful") -> None:
+    def __init__(self, positive: str = "harmless", negative: str = "harmful", model: str = "reference") -> None:
         self.positive = PROMPT_TEMPLATES.get(positive, positive)
         self.negative = PROMPT_TEMPLATES.get(negative, negative)
         if self.positive == self.negative:
             raise ConfigError("ContrastivePrompts needs two different system prompts")
+        if model not in ("reference", "policy"):
+            raise ConfigError(f"ContrastivePrompts.model must be 'reference' or 'policy', got {model!r}")
+        self.model = model
 
     def score(self, ctx, split, rows):
         out = []
         for text in (self.positive, self.negative):
-            lp = ctx.score(ctx.batch(split, rows, system_prompt=text), "reference",
-                           request=ForwardRequest(reference="token"))
+            batch = ctx.batch(split, rows, system_prompt=text)
+            if self.model == "policy":
+                lp = ctx.score(batch, "policy", mode="eval")
+            else:
+                lp = ctx.score(batch, "reference", request=ForwardRequest(reference="token"))
             out.append([v.detach().cpu() for v in response_values(lp.token_logps, lp.mask)])
         return out[0], out[1]
 
     def fingerprint(self, ctx):
-        return f"prompts|{ctx.fingerprint('reference')}|{self.positive}|{self.negative}"
+        return f"prompts|{ctx.fingerprint(self.model)}|{self.positive}|{self.negative}"
 
 
 class ContrastiveAdapters(Contrast):
