@@ -45,6 +45,9 @@ CLASS_CHOICES = {
     "reduction": ("lit_iwpo.objectives.reductions", "Reduction"),
     "sampler": ("lit_iwpo.data.sampler", "TrainSampler"),
     "judge": ("lit_iwpo.eval.judges", "Judge"),
+    "classifier": ("lit_iwpo.objectives.weights.calibration", "Classifier"),
+    "contrast": ("lit_iwpo.objectives.weights.token", "Contrast"),
+    "weight_map": ("lit_iwpo.weighting.token_weights", "TokenWeightMap"),
 }
 
 INTERMEDIATE_BASES = {"PreferenceObjective", "StoredWeights"}

@@ -150,6 +150,17 @@ class ModuleContext:
     def progress(self, iterable: Iterable[T], desc: str, total: int | None = None) -> Iterable[T]:
         return progress(iterable, desc=desc, total=total, trainer=self._module._trainer)
 
+    @property
+    def accumulation(self) -> tuple[int, int]:
+        trainer = self._module._trainer
+        size = int(trainer.accumulate_grad_batches) if trainer is not None else 1
+        return self._module._batch_idx % size, size
+
+    def scale_grads(self, factor: float) -> None:
+        for p in self._module.parameters():
+            if p.grad is not None:
+                p.grad.mul_(factor)
+
 
 class PreferenceModule(L.LightningModule):
     """Preference optimisation of a causal LM with a pluggable objective.
@@ -214,6 +225,7 @@ class PreferenceModule(L.LightningModule):
         self.tokenizer = None
         self.metrics = StageMetrics()
         self.context = ModuleContext(self)
+        self._batch_idx = 0
         # LoRA checkpoints hold only trainable weights; the frozen base is rebuilt from name_or_path
         self.strict_loading = False
 
@@ -351,6 +363,7 @@ class PreferenceModule(L.LightningModule):
                          prog_bar=stage == "val" and name == "rewards/accuracies")
 
     def training_step(self, batch: PreferenceBatch, batch_idx: int) -> Tensor:
+        self._batch_idx = batch_idx  # the micro-batch's place in its optimizer step (ctx.accumulation)
         return self._step(batch, "train").loss
 
     def validation_step(self, batch: PreferenceBatch, batch_idx: int) -> None:

@@ -6,10 +6,17 @@ from __future__ import annotations
 class LocalContext:
     """Implements ``lit_iwpo.objectives.StepContext`` without Lightning: what a notebook would write."""
 
-    def __init__(self, step: int = 0, stage: str = "train", datamodule=None, scorer=None) -> None:
+    def __init__(self, step: int = 0, stage: str = "train", datamodule=None, scorer=None, params=(),
+                 accumulation=(0, 1)) -> None:
         self.step, self.stage = step, stage
         self.rank, self.world_size = 0, 1
         self.datamodule, self.scorer = datamodule, scorer
+        self.params, self.accumulation = list(params), accumulation
+
+    def scale_grads(self, factor):
+        for p in self.params:
+            if p.grad is not None:
+                p.grad.mul_(factor)
 
     @property
     def eval_batch_size(self) -> int:

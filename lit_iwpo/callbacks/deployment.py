@@ -203,8 +203,14 @@ class DeploymentEval(L.Callback):
 
     def _weight_quality(self, trainer, pl_module) -> dict[str, float]:
         weights = pl_module.objective.sample_weights()
+        sources = pl_module.objective.weight_sources()
+
+        def own() -> dict[str, float]:  # a source's own figures: DoRA's classifier (dro/*), token weights (tis/*)
+            return {k: v for s in sources if hasattr(s, "weight_summary")
+                    for k, v in s.weight_summary().items() if k.startswith(("dro/", "tis/"))}
+
         if weights is None:
-            return {}
+            return pl_module.context.compute_once(own)
         dm = trainer.datamodule
         relevance: dict[str, bool | None] = {}
         if dm.has_split("train"):
@@ -219,7 +225,6 @@ class DeploymentEval(L.Callback):
             kept = [ids[k] for k in keep]
             return kept, w[keep], [relevance.get(sid) for sid in kept]
 
-        sources = pl_module.objective.weight_sources()
         used = [on_dtr(ids, w) for s in sources if hasattr(s, "used_estimates") for ids, w in s.used_estimates()]
         analysis = None
         for s in sources:
@@ -229,6 +234,7 @@ class DeploymentEval(L.Callback):
         def figures() -> dict[str, float]:
             ids, w, rel = on_dtr(*weights)
             out = weight_quality(w, rel) if ids else {}
+            out.update(own())
             out.update(estimates_quality([(w_, rel_) for ids_, w_, rel_ in used if ids_]))
             if analysis is not None:
                 a_ids, a_w, a_rel = on_dtr(*analysis)

@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+import torch
 from torch import Tensor, nn
 
 from lit_iwpo.models.scoring import ForwardRequest
@@ -112,13 +113,24 @@ class PreferenceObjective(Objective):
     def setup(self, ctx: StepContext) -> None:
         self.weights.setup(ctx)
 
+    def on_fit_start(self, ctx: StepContext) -> None:
+        self.weights.prepare(ctx)
+
     def __call__(self, inputs: StepInputs) -> ObjectiveOutput:
         losses = self.per_sample_loss(inputs)
         w, metrics = self.weights.train_weights(inputs, losses) if inputs.stage == "train" else (None, {})
         if w is not None:
             w = w.detach().to(losses.device)
-        return ObjectiveOutput(loss=self.reduction(losses, w, inputs.ctx), per_sample_loss=losses, weights=w,
-                               metrics=metrics)
+        loss = self.reduction(losses, w, inputs.ctx)
+        if inputs.stage == "train":
+            metrics = {**metrics, **self.reduction.metrics()}
+            q, groups = getattr(self.reduction, "last_q", None), self.weights.sample_groups(list(inputs.batch.ids))
+            if q is not None and groups is not None and float(q.sum()) > 0:
+                # each group's share of the effective (soft-max) weight in this micro-batch
+                for g in sorted(set(groups)):
+                    sel = torch.tensor([x == g for x in groups], device=q.device)
+                    metrics[f"dro/share/{g}"] = (q[sel].sum() / q.sum()).float()
+        return ObjectiveOutput(loss=loss, per_sample_loss=losses, weights=w, metrics=metrics)
 
     def weight_sources(self) -> list[Any]:
         return [self.weights]

@@ -38,6 +38,8 @@ class StepContext(Protocol):
     - ``fingerprint(what)``: a cache-key part of ``reference``, a loaded adapter, ``tokenizer`` or ``data:SPLIT``.
     - ``gather(t)``: rows of ``t`` from every process, in rank order; ``broadcast(obj)``: rank 0's object;
       ``compute_once(fn)``: ``fn()`` on rank 0 only, its result on every rank (``lit_iwpo.dist.compute_once``).
+    - ``accumulation``: (micro-batch index, micro-batches per optimizer step); ``scale_grads(f)``: rescale the
+      gradients accumulated so far (a reduction over the whole step, e.g. DoRA's DRO).
     """
 
     @property
@@ -71,6 +73,15 @@ class StepContext(Protocol):
     def broadcast(self, obj: Any) -> Any: ...
 
     def compute_once(self, fn: Callable[[], T]) -> T: ...
+
+    @property
+    def accumulation(self) -> tuple[int, int]:
+        """(index of this micro-batch within its optimizer step, micro-batches per step)."""
+        ...
+
+    def scale_grads(self, factor: float) -> None:
+        """Multiply the gradients accumulated so far in this optimizer step by ``factor``."""
+        ...
 
     def progress(self, iterable: Iterable[T], desc: str, total: int | None = None) -> Iterable[T]:
         """``iterable`` with a progress bar where the run shows progress (long passes over a split)."""

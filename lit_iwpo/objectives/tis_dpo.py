@@ -59,6 +59,7 @@ class TISDPO(DPO):
         self.token_weights.setup(ctx)
 
     def on_fit_start(self, ctx: StepContext) -> None:
+        super().on_fit_start(ctx)
         self.token_weights.prepare(ctx)
 
     def per_sample_loss(self, inputs: StepInputs) -> Tensor:

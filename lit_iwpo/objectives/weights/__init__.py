@@ -1,6 +1,7 @@
 """Weight sources for preference objectives (``objective.weights``) and the protocols callbacks use."""
 
 from lit_iwpo.objectives.weights.base import Refreshable, StoredWeights, Uniform, WeightExport, WeightSource
+from lit_iwpo.objectives.weights.calibration import CalibrationWeights, Classifier, EmbeddingProbe, HFClassifier
 from lit_iwpo.objectives.weights.column import ColumnWeights
 from lit_iwpo.objectives.weights.density_ratio import (
     BatchPool,
@@ -16,5 +17,5 @@ from lit_iwpo.objectives.weights.token import (
 )
 from lit_iwpo.objectives.weights.wpo import WPOWeights
 
-__all__ = ["BatchPool", "ColumnWeights", "ContrastiveAdapters", "ContrastivePrompts", "ContrastiveTokenWeights", "DensityRatioWeights", "Pool", "RecentPool", "RefreshPool", "Refreshable",
+__all__ = ["BatchPool", "CalibrationWeights", "Classifier", "ColumnWeights", "EmbeddingProbe", "HFClassifier", "ContrastiveAdapters", "ContrastivePrompts", "ContrastiveTokenWeights", "DensityRatioWeights", "Pool", "RecentPool", "RefreshPool", "Refreshable",
            "StoredWeights", "Uniform", "WPOWeights", "WeightExport", "WeightSource"]

@@ -61,6 +61,14 @@ class WeightSource(ABC):
     def setup(self, ctx: StepContext) -> None:
         """Called in every ``LightningModule.setup``, before a checkpoint is restored."""
 
+    def prepare(self, ctx: StepContext) -> None:
+        """Called at fit start, once the model exists and a checkpoint is restored (e.g. fixed weights from a
+        classifier); a no-op for sources that estimate as training goes."""
+
+    def sample_groups(self, ids: list[str]) -> list[str] | None:
+        """A group name per pair (e.g. its data source) for figures that split by group; None: no groups."""
+        return None
+
     @abstractmethod
     def train_weights(self, inputs: StepInputs, losses: Tensor) -> tuple[Tensor | None, dict[str, Tensor]]:
         """Weights [B] of this training batch (None: uniform) and extra metrics."""

@@ -1,0 +1,93 @@
+"""DoRA's calibration weights (pure torch): a probabilistic "target vs other" classifier on response
+embeddings, and h = 1 / (α + a · (1 − p) / p) from its probability p = P(target | x, y).
+
+α is the target share of the classifier's data and a the response's own source share; for a target
+response h = p / α. The classifier here is logistic regression on frozen embeddings, fitted by L-BFGS and
+cross-fitted (every response's p comes from a model that did not see it), with its calibration error and
+AUC from torchmetrics.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Sequence
+
+import torch
+from torch import Tensor
+from torchmetrics.functional.classification import binary_auroc, binary_calibration_error
+
+
+def source_shares(sources: Sequence[str]) -> dict[str, float]:
+    """Each source's share of the responses."""
+    counts = Counter(sources)
+    n = sum(counts.values())
+    return {s: c / n for s, c in counts.items()}
+
+
+def calibration_weights(p: Tensor, target_share: float, source_share: Tensor, eps: float = 1e-6) -> Tensor:
+    """h = 1 / (α + a (1 − p) / p) per response; ``source_share`` a [N] holds each response's source share.
+    p is clamped to [eps, 1 − eps] (a classifier certain of "other" would give h = 0 exactly)."""
+    if not 0 < target_share <= 1:
+        raise ValueError(f"the target share α must be in (0, 1], got {target_share}")
+    p = p.double().clamp(eps, 1 - eps)
+    return (1.0 / (target_share + source_share.double() * (1 - p) / p)).float()
+
+
+def pair_weights(h_chosen: Tensor, h_rejected: Tensor) -> Tensor:
+    """h̄ = the mean of the pair's two responses' weights."""
+    return (h_chosen + h_rejected) / 2
+
+
+def fit_logistic(x: Tensor, y: Tensor, l2: float = 1e-2, max_iter: int = 100) -> tuple[Tensor, Tensor]:
+    """(w, b) of L2-regularised logistic regression on standardised features, by L-BFGS (deterministic)."""
+    x, y = x.double(), y.double()
+    w = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
+    b = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe",
+                            tolerance_grad=1e-9, tolerance_change=1e-12)
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(x @ w + b, y) + 0.5 * l2 * (w * w).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return w.detach(), b.detach()
+
+
+def _standardise(train: Tensor, *others: Tensor) -> list[Tensor]:
+    mu, sd = train.mean(0), train.std(0).clamp_min(1e-6)
+    return [(t - mu) / sd for t in (train, *others)]
+
+
+def cross_fit_probabilities(x: Tensor, y: Tensor, folds: int = 5, l2: float = 1e-2, seed: int = 0) -> Tensor:
+    """Out-of-fold P(y = 1 | x) [N]: fold k's points are scored by a model fitted on the other folds (folds
+    stratified by label, assigned by a seeded permutation)."""
+    x = x.double()
+    n = x.shape[0]
+    if folds < 2:
+        raise ValueError(f"folds must be >= 2, got {folds}")
+    g = torch.Generator().manual_seed(seed)
+    fold = torch.empty(n, dtype=torch.long)
+    for label in (0, 1):
+        idx = torch.nonzero(y == label).flatten()
+        if len(idx) < folds:
+            raise ValueError(f"the classifier needs at least {folds} responses of each class, got {len(idx)} "
+                             f"{'target' if label else 'other'} ones")
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        fold[idx] = torch.arange(len(idx)) % folds
+    p = torch.empty(n, dtype=torch.float64)
+    for k in range(folds):
+        test = fold == k
+        xtr, xte = _standardise(x[~test], x[test])
+        w, b = fit_logistic(xtr, y[~test], l2=l2)
+        p[test] = torch.sigmoid(xte @ w + b)
+    return p.float()
+
+
+def classifier_quality(p: Tensor, y: Tensor, n_bins: int = 10) -> dict[str, float]:
+    """Held-out expected calibration error (torchmetrics, ``n_bins`` equal-width bins) and AUC."""
+    y = y.long()
+    return {"ece": float(binary_calibration_error(p.float(), y, n_bins=n_bins)),
+            "auc": float(binary_auroc(p.float(), y))}
