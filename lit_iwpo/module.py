@@ -172,6 +172,10 @@ class PreferenceModule(L.LightningModule):
         lora: LoRA adapter settings; null trains all weights against a frozen copy of the base.
         init_adapter: A saved adapter folder (e.g. an SFT run's ``hf/``) merged into the base before training:
             the merged model is the reference and a fresh LoRA adapter (or full fine-tuning) trains on top.
+        init_policy: A saved LoRA adapter folder (e.g. a run's ``hf/``) that the trained adapter starts from, while
+            the reference stays the base (adapter disabled): a warm start, e.g. from DPO on D_v, so that IW-DPO's
+            implicit rewards already carry the deployment preference at step 0. ``lora`` settings come from
+            the folder; not with full fine-tuning.
         dtype: Weights dtype: float32, bfloat16 or float16 (bf16 is slower than fp32 on most CPUs).
         lr: Peak learning rate of AdamW.
         weight_decay: AdamW weight decay.
@@ -191,6 +195,7 @@ class PreferenceModule(L.LightningModule):
         objective: Objective = lazy_instance(DPO),
         lora: Optional[LoraSpec] = LoraSpec(),
         init_adapter: Optional[str] = None,
+        init_policy: Optional[str] = None,
         dtype: str = "float32",
         lr: float = 5e-5,
         weight_decay: float = 0.0,
@@ -248,8 +253,12 @@ class PreferenceModule(L.LightningModule):
             base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             base.config.use_cache = False
         if self.lora is None:
+            if self.hparams.init_policy:
+                raise ConfigError("model.init_policy starts a LoRA adapter from a saved one: set model.lora")
             reference = copy.deepcopy(base).eval().requires_grad_(False)
             policy = base
+        elif self.hparams.init_policy:
+            reference, policy = None, load_adapter(base, self.hparams.init_policy, trainable=True)
         else:
             reference, policy = None, apply_lora(base, self.lora)
         self.scorer = Scorer(policy, reference, precision=self.precision_context)

@@ -602,3 +602,27 @@ def test_wpo_and_iw_dpo_figures_cover_the_same_pairs(tmp_path, pref_files):
     assert any(sid in val_ids for sid in stored)  # the run did weight D_v pairs
     summary = json.loads((Path(run.trainer.log_dir) / "summary.json").read_text())
     assert summary["iw/n_weighted"] == len([sid for sid in stored if sid not in val_ids])
+
+
+def test_val_warmup_trains_on_dv_batches_first(tmp_path, pref_files):
+    """val_warmup_steps 3 on IW-DPO (warm-up 4): steps 0-2 train on D_v rows (0,1), (2,3), (0,1) (4 pairs,
+    batch 2, cycling), so the policy after step 3 equals a DPO run on exactly those batches; no transform is
+    recorded for them and the weights start after the warm-up as usual."""
+    objective = {"class_path": "lit_iwpo.objectives.IWDPO",
+                 "init_args": {**IW["init_args"], "warmup_steps": 4, "val_warmup_steps": 3}}
+    run = cli(["fit", "--config", str(_iw_config(tmp_path / "iw", pref_files, objective=objective,
+                                                 **{"trainer.max_steps": 3})), "--test_after_fit", "false"])
+    src = run.model.objective.weights
+    assert (src.store.transform_step < 0).all()  # no training batch was trained on
+    # the same three D_v batches as the training data of a plain DPO run
+    from conftest import write_jsonl
+    import json as _json
+
+    val_rows = [_json.loads(x) for x in Path(pref_files["val"]).read_text().splitlines()]
+    files = dict(pref_files, train=write_jsonl(tmp_path / "seq" / "train.jsonl", val_rows[0:4] + val_rows[0:2]))
+    dpo = cli(["fit", "--config", str(_iw_config(tmp_path / "dpo", files, objective={"class_path": "lit_iwpo.objectives.DPO"},
+                                                 **{"trainer.max_steps": 3, "data.shuffle": False})),
+               "--test_after_fit", "false"])
+    a = {k: v for k, v in run.model.state_dict().items() if "lora_" in k}
+    b = {k: v for k, v in dpo.model.state_dict().items() if "lora_" in k}
+    assert a and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)

@@ -202,3 +202,22 @@ def test_reference_cache_key_covers_config_buffers_and_code_version(tmp_path, pr
     path = refcache.cache_path(tmp_path, split, dm.tokenizer, key)
     monkeypatch.setattr(refcache, "SCORING_VERSION", "next")
     assert refcache.cache_path(tmp_path, split, dm.tokenizer, key) != path
+
+
+def test_init_policy_starts_the_adapter_from_a_saved_one(tmp_path, pref_files):
+    """init_policy: the policy starts as the saved adapter (its log-probs at step 0 are the trained run's),
+    the reference stays the base, and the adapter keeps training."""
+    dm, module = _setup(pref_files, lr=1e-2)
+    _trainer(tmp_path).fit(module, datamodule=dm)
+    module.save_hf(tmp_path / "hf")
+    batch = next(iter(dm.pair_dataloader("train")))
+    module.policy.eval()
+    trained = module.scorer.score(batch, "policy", mode="train").logps.detach()
+    base = module.scorer.score(batch, "reference").logps
+    _, warm = _setup(pref_files, init_policy=str(tmp_path / "hf"), lr=1e-2)
+    warm.policy.eval()
+    assert torch.allclose(warm.scorer.score(batch, "policy", mode="train").logps, trained, atol=1e-5)
+    assert torch.allclose(warm.scorer.score(batch, "reference").logps, base, atol=1e-6)
+    assert any(p.requires_grad for n, p in warm.policy.named_parameters() if "lora_" in n)
+    with pytest.raises(ValueError, match="init_policy"):
+        PreferenceModule(name_or_path="tiny-llama", lora=None, init_policy=str(tmp_path / "hf")).configure_model()

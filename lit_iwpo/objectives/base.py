@@ -118,7 +118,9 @@ class PreferenceObjective(Objective):
 
     def __call__(self, inputs: StepInputs) -> ObjectiveOutput:
         losses = self.per_sample_loss(inputs)
-        w, metrics = self.weights.train_weights(inputs, losses) if inputs.stage == "train" else (None, {})
+        # training batches only: a D_v batch trained on during a warm-up (DPO.val_warmup_steps) has no weights
+        weighted = inputs.stage == "train" and getattr(inputs.batch, "split", "train") == "train"
+        w, metrics = self.weights.train_weights(inputs, losses) if weighted else (None, {})
         if w is not None:
             w = w.detach().to(losses.device)
         loss = self.reduction(losses, w, inputs.ctx)

@@ -11,7 +11,8 @@ from lit_iwpo.losses import dpo_loss, sft_loss
 from lit_iwpo.losses.dpo import check_dpo_settings
 from lit_iwpo.models.logprobs import LogProbs
 from lit_iwpo.models.scoring import ForwardRequest
-from lit_iwpo.objectives.base import PreferenceObjective, StepInputs
+from lit_iwpo.objectives.base import ObjectiveOutput, PreferenceObjective, StepInputs
+from lit_iwpo.objectives.context import StepContext
 from lit_iwpo.objectives.reductions import Reduction
 from lit_iwpo.objectives.weights.base import WeightSource
 from lit_iwpo.objectives.weights.column import ColumnWeights
@@ -43,6 +44,9 @@ class DPO(PreferenceObjective):
         weights: Sample weights (``class_path``), e.g. ``lit_iwpo.objectives.weights.ColumnWeights``; None: uniform.
         weight_column: Shortcut for ``weights: ColumnWeights(column)``: weights from this training-data column.
         reduction: From weighted per-sample losses to the loss; None: the mean.
+        val_warmup_steps: Beyond the papers: the first k optimizer steps train on batches of D_v (``data.val``,
+            in order, cycling) instead of the training batch, so the policy holds the deployment preference
+            before D_tr's pairs come in (e.g. before IW-DPO estimates its first weights). 0: off.
     """
 
     loss_request = ForwardRequest(reference="sequence")
@@ -56,8 +60,12 @@ class DPO(PreferenceObjective):
         weights: Optional[WeightSource] = None,
         weight_column: Optional[str] = None,
         reduction: Optional[Reduction] = None,
+        val_warmup_steps: int = 0,
     ) -> None:
         check_dpo_settings(beta, loss_type, label_smoothing, prefix="objective.")
+        if val_warmup_steps < 0:
+            raise ConfigError(f"objective.val_warmup_steps must be >= 0, got {val_warmup_steps}")
+        self.val_warmup_steps = val_warmup_steps
         self.beta = beta
         self.loss_type = loss_type
         self.label_smoothing = label_smoothing
@@ -86,6 +94,28 @@ class DPO(PreferenceObjective):
     def per_sample_loss(self, inputs: StepInputs) -> Tensor:
         return dpo_loss(*self.sequence_terms(inputs.policy, inputs.reference), beta=self.beta,
                         loss_type=self.loss_type, label_smoothing=self.label_smoothing)
+
+    def setup(self, ctx: StepContext) -> None:
+        super().setup(ctx)
+        if self.val_warmup_steps and ctx.stage == "fit" and ctx.split("train") is not None and ctx.split("val") is None:
+            raise ConfigError("objective.val_warmup_steps trains on D_v first: set data.val")
+
+    def val_warmup_inputs(self, inputs: StepInputs) -> StepInputs:
+        """During the first ``val_warmup_steps`` steps: the same step on a batch of D_v (rows chosen by step and
+        rank, so a resumed run draws the same ones), scored by the policy as it trains."""
+        ctx = inputs.ctx
+        n, b = len(ctx.split("val")), len(inputs.batch)
+        start = (ctx.step * ctx.world_size + ctx.rank) * b
+        batch = ctx.batch("val", [(start + j) % n for j in range(b)])
+        policy = ctx.score(batch, "policy", mode="train", request=self.request)
+        reference = ctx.score(batch, "reference", request=ForwardRequest(reference="sequence"))
+        return StepInputs(policy=policy, reference=reference, batch=batch, stage="train", ctx=ctx)
+
+    def __call__(self, inputs: StepInputs) -> ObjectiveOutput:
+        if (self.val_warmup_steps and inputs.stage == "train" and inputs.ctx is not None
+                and inputs.ctx.step < self.val_warmup_steps):
+            inputs = self.val_warmup_inputs(inputs)
+        return super().__call__(inputs)
 
 
 class SFT(PreferenceObjective):

@@ -54,6 +54,9 @@ class IWDPO(DPO):
             (the paper) estimates every training pair.
         val_transforms_every: Beyond the paper: score a validation batch every k steps and reuse its transforms
             for the next k − 1 estimates (1, the paper: every step). Cuts the D_v forward passes k-fold.
+        val_warmup_steps: Beyond the paper: the first k steps train on D_v batches instead (``DPO``'s option), so
+            the transforms of the first estimates already carry the deployment preference; pair with
+            ``warmup_steps`` >= k.
         beta: DPO's β (also scales the reward transform).
         loss_type: ``sigmoid`` or ``ipo``.
         label_smoothing: cDPO's ε.
@@ -74,6 +77,7 @@ class IWDPO(DPO):
         transform_max_age: Optional[int] = 0,
         val_weight: Optional[float] = None,
         val_transforms_every: int = 1,
+        val_warmup_steps: int = 0,
         beta: float = 0.1,
         loss_type: str = "sigmoid",
         label_smoothing: float = 0.0,
@@ -90,4 +94,4 @@ class IWDPO(DPO):
                                       transform_max_age=transform_max_age, val_weight=val_weight,
                                       val_transforms_every=val_transforms_every)
         super().__init__(beta=beta, loss_type=loss_type, label_smoothing=label_smoothing,
-                         length_normalize=length_normalize, weights=weights)
+                         length_normalize=length_normalize, weights=weights, val_warmup_steps=val_warmup_steps)
