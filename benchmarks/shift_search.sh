@@ -47,12 +47,13 @@ if [[ $stage == all || $stage == methods ]]; then
 fi
 if [[ $stage == all || $stage == options ]]; then
   # 3b. our options beyond Algorithm 1, beside the methods (same tables, same seeds): D_v trained at weight 1
-  # inside IW-DPO-R, and D_v transforms every 8 steps (speed)
+  # inside IW-DPO-R, a warm start on D_v (with its unweighted twin), and D_v transforms every 8 steps (speed)
   for s in "${SCENARIOS[@]}"; do
     table "results/headroom/$s" "configs/scenarios/$s.yaml" \
       $M/dpo_tr_v.yaml $M/dpo_oracle_weights.yaml $M/dpo_anti_oracle_weights.yaml \
-      $M/dpo_v.yaml $M/wpo.yaml $M/iw_dpo_l_kmm.yaml $M/iw_dpo_r_kmm.yaml $M/iw_dpo_r_refresh.yaml \
-      $M/iw_dpo_r_recent.yaml $M/iw_dpo_r_kmm_plus_v.yaml $M/iw_dpo_r_kmm_every8.yaml
+      $M/dpo_v.yaml $M/wpo.yaml $M/iw_dpo_l_kmm.yaml $M/iw_dpo_r_kmm.yaml $M/iw_dpo_r_kmm_plus_v.yaml \
+      $M/dpo_dv_warm.yaml $M/iw_dpo_r_kmm_dv_warm.yaml $M/iw_dpo_r_refresh.yaml $M/iw_dpo_r_recent.yaml \
+      $M/iw_dpo_r_kmm_every8.yaml
   done
 fi
 if [[ $stage == all || $stage == sweep ]]; then
