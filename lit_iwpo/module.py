@@ -157,6 +157,10 @@ class ModuleContext:
         return self._module._batch_idx % size, size
 
     def scale_grads(self, factor: float) -> None:
+        trainer = self._module._trainer
+        if trainer is not None and "DeepSpeed" in type(trainer.strategy).__name__:
+            raise ConfigError("rescaling accumulated gradients (the DRO reduction over accumulation micro-batches) "
+                              "needs them in param.grad; DeepSpeed keeps its own: set accumulate_grad_batches: 1")
         for p in self._module.parameters():
             if p.grad is not None:
                 p.grad.mul_(factor)

@@ -32,6 +32,9 @@ def tis_weights_main(argv: list[str] | None = None) -> int:
     from lit_iwpo.objectives.weights.token import ContrastiveAdapters
 
     parsed = cli(argv, run=False)  # the configured objective and data; nothing trained
+    if parsed.trainer.world_size > 1:
+        raise ConfigError("tis-weights trains and saves the contrastive adapters in this process: run it on one "
+                          "device (--trainer.devices 1); the TIS-DPO fit itself may use several")
     objective = parsed.model.objective
     if not isinstance(objective, TISDPO):
         raise ConfigError(f"tis-weights prepares TIS-DPO's token weights, but model.objective is "

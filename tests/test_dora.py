@@ -233,6 +233,21 @@ def test_bad_source_columns_are_rejected(tmp_path, broken, message):
         cli(["fit", "--config", str(_config(tmp_path, files, **{"model.objective": DORA}))])
 
 
+import lightning as L  # noqa: E402
+
+
+class FirstGrads(L.Callback):
+    """Keeps the LoRA gradients of the first optimizer step."""
+
+    def __init__(self):
+        self.grads = {}
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        if trainer.global_step == 0:
+            self.grads = {n: p.grad.detach().clone() for n, p in pl_module.named_parameters()
+                          if p.grad is not None and "lora_" in n}
+
+
 def test_dro_over_accumulated_micro_batches_equals_one_big_batch(tmp_path):
     """DoRA (λ = 0.05: sharp soft-max weights) with a per-step batch of 4 pairs, as one batch or as 2 accumulated
     micro-batches of 2: the same parameters after 3 optimizer steps, up to float noise from the batch layouts
@@ -240,11 +255,20 @@ def test_dro_over_accumulated_micro_batches_equals_one_big_batch(tmp_path):
     files = _sourced(tmp_path)
     common = {"model.objective": SHARP, "trainer.max_steps": 3, "model.lr": 1e-2, "data.shuffle": False,
               "model.ref_cache_dir": str(tmp_path / "ref")}
-    one = cli(["fit", "--config", str(_config(tmp_path / "one", files, **{**common, "data.batch_size": 4})),
+    grads = {}
+    cb = {"class_path": "test_dora.FirstGrads"}
+    one = cli(["fit", "--config", str(_config(tmp_path / "one", files, **{**common, "data.batch_size": 4,
+                                                                          "trainer.callbacks": [cb]})),
                "--test_after_fit", "false"])
+    grads["one"] = next(c for c in one.trainer.callbacks if type(c).__name__ == "FirstGrads").grads
     two = cli(["fit", "--config", str(_config(tmp_path / "two", files, **{**common, "data.batch_size": 2,
-                                                                          "trainer.accumulate_grad_batches": 2})),
+                                                                          "trainer.accumulate_grad_batches": 2,
+                                                                          "trainer.callbacks": [cb]})),
                "--test_after_fit", "false"])
+    grads["two"] = next(c for c in two.trainer.callbacks if type(c).__name__ == "FirstGrads").grads
+    # the first step's gradient itself, before AdamW (which would hide a wrong scale): equal, not just parallel
+    assert grads["one"] and all(torch.allclose(grads["one"][k], grads["two"][k], rtol=1e-4, atol=1e-7)
+                                for k in grads["one"])
     a = {k: v for k, v in one.model.state_dict().items() if "lora_" in k}
     b = {k: v for k, v in two.model.state_dict().items() if "lora_" in k}
     assert a and all(torch.allclose(a[k], b[k], rtol=0, atol=2e-5) for k in a)

@@ -25,7 +25,7 @@ def dro_exponents(losses: Tensor, lambda_: float, weights: Tensor | None = None,
     ones = torch.ones_like(losses)
     if weights is None or form == "none":
         return losses / lambda_, ones
-    w = weights.to(losses.dtype)
+    w = weights.detach().to(losses.dtype)  # weights are constants in the gradient
     if form == "inside":
         return w * losses / lambda_, w
     if form == "outside":

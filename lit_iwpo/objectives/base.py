@@ -126,6 +126,7 @@ class PreferenceObjective(Objective):
         loss = self.reduction(losses, w, inputs.ctx)
         if inputs.stage == "train":
             metrics = {**metrics, **self.reduction.metrics()}
+        if weighted:
             q, groups = getattr(self.reduction, "last_q", None), self.weights.sample_groups(list(inputs.batch.ids))
             if q is not None and groups is not None and float(q.sum()) > 0:
                 # each group's share of the effective (soft-max) weight in this micro-batch

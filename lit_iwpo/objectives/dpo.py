@@ -105,7 +105,8 @@ class DPO(PreferenceObjective):
         rank, so a resumed run draws the same ones), scored by the policy as it trains."""
         ctx = inputs.ctx
         n, b = len(ctx.split("val")), len(inputs.batch)
-        start = (ctx.step * ctx.world_size + ctx.rank) * b
+        index, size = ctx.accumulation  # every micro-batch of every process draws its own rows
+        start = ((ctx.step * size + index) * ctx.world_size + ctx.rank) * b
         batch = ctx.batch("val", [(start + j) % n for j in range(b)])
         policy = ctx.score(batch, "policy", mode="train", request=self.request)
         reference = ctx.score(batch, "reference", request=ForwardRequest(reference="sequence"))

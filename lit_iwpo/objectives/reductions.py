@@ -56,7 +56,9 @@ class DRO(Reduction):
     gathered) and all gradient-accumulation micro-batches (a running normaliser rescales the gradients
     accumulated so far, :mod:`lit_iwpo.losses.dro`), so the gradient is exactly that of the one objective
     over the global batch, whatever the device count and ``trainer.accumulate_grad_batches``; the logged loss
-    is its value over the micro-batches seen so far (the whole step at the last one). With a per-device batch
+    and the ``dro/*`` figures cover the micro-batches seen so far (the whole step at the last one). The
+    rescaling needs the gradients in ``param.grad`` (one device, DDP); strategies that accumulate
+    gradients themselves (DeepSpeed) are refused with accumulation. With a per-device batch
     of 1 and no accumulation, as the released code runs, it would collapse to a weighted mean.
 
     Args:
@@ -77,6 +79,7 @@ class DRO(Reduction):
         self._log_s: Tensor | None = None
         self._n = 0
         self._metrics: dict[str, Tensor] = {}
+        self._window: list[Tensor] = []  # exponents of the step's micro-batches so far (all processes)
         self.last_q: Tensor | None = None  # soft-max weights of the last local micro-batch (share of the step)
 
     def __call__(self, losses: Tensor, weights: Tensor | None, ctx: StepContext | None) -> Tensor:
@@ -85,8 +88,9 @@ class DRO(Reduction):
             return log_mean_exp(z, self.lambda_)  # one batch, one process: the exact objective, differentiable
         index, size = ctx.accumulation
         if index == 0:
-            self._log_s, self._n = None, 0
+            self._log_s, self._n, self._window = None, 0, []
         z_all = ctx.gather(z.detach())
+        self._window.append(z_all)
         log_s, rescale = running_normaliser(self._log_s, z_all)
         if self._log_s is not None:
             ctx.scale_grads(float(rescale))
@@ -96,7 +100,7 @@ class DRO(Reduction):
         # gradient is Σ_i q_i a_i ∇ℓ_i over the global batch
         surrogate = (q * a * losses).sum() * (ctx.world_size * size)
         value = (self.lambda_ * (log_s - math.log(self._n))).to(losses.dtype)
-        q_all = dro_coefficients(z_all, log_s)
+        q_all = dro_coefficients(torch.cat(self._window), log_s)  # every pair of the step so far
         self.last_q = q.detach()
         self._metrics = {"dro/q_max": q_all.max().float(), "dro/ess": effective_sample_size(q_all),
                          "dro/ess_ratio": effective_sample_size(q_all) / q_all.numel(),

@@ -61,22 +61,32 @@ def _standardise(train: Tensor, *others: Tensor) -> list[Tensor]:
     return [(t - mu) / sd for t in (train, *others)]
 
 
-def cross_fit_probabilities(x: Tensor, y: Tensor, folds: int = 5, l2: float = 1e-2, seed: int = 0) -> Tensor:
+def cross_fit_probabilities(x: Tensor, y: Tensor, folds: int = 5, l2: float = 1e-2, seed: int = 0,
+                            groups: Tensor | None = None) -> Tensor:
     """Out-of-fold P(y = 1 | x) [N]: fold k's points are scored by a model fitted on the other folds (folds
-    stratified by label, assigned by a seeded permutation)."""
+    stratified by label, assigned by a seeded permutation). ``groups`` [N]: points of one group (e.g. the two
+    responses of a pair, which share a prompt) always share a fold, so no model sees a sibling of a point
+    it scores; a group is stratified by its first point's label."""
     x = x.double()
     n = x.shape[0]
     if folds < 2:
         raise ValueError(f"folds must be >= 2, got {folds}")
+    groups = torch.arange(n) if groups is None else groups.long()
+    first = {}
+    for i, grp in enumerate(groups.tolist()):
+        first.setdefault(grp, i)
+    keys = torch.tensor(list(first))
+    key_label = y[torch.tensor(list(first.values()))]
     g = torch.Generator().manual_seed(seed)
-    fold = torch.empty(n, dtype=torch.long)
+    group_fold = {}
     for label in (0, 1):
-        idx = torch.nonzero(y == label).flatten()
+        idx = keys[key_label == label]
         if len(idx) < folds:
-            raise ValueError(f"the classifier needs at least {folds} responses of each class, got {len(idx)} "
-                             f"{'target' if label else 'other'} ones")
+            raise ValueError(f"the classifier needs at least {folds} {'pairs' if len(keys) < n else 'responses'} "
+                             f"of each class, got {len(idx)} {'target' if label else 'other'} ones")
         idx = idx[torch.randperm(len(idx), generator=g)]
-        fold[idx] = torch.arange(len(idx)) % folds
+        group_fold.update({int(k): j % folds for j, k in enumerate(idx.tolist())})
+    fold = torch.tensor([group_fold[grp] for grp in groups.tolist()], dtype=torch.long)
     p = torch.empty(n, dtype=torch.float64)
     for k in range(folds):
         test = fold == k

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any, Protocol, Sequence, runtime_checkable
 
 import torch
@@ -25,6 +27,16 @@ class SampleStore(Protocol):
 
     def table(self) -> dict[str, list]:
         """Columns for a parquet export, one row per sample, starting with ``id``."""
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file of this process, then an atomic rename: readers (and other runs
+    sharing a cache) never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
 
 
 def _positions(ids: Sequence[str]) -> dict[str, int]:
@@ -132,8 +144,11 @@ class TokenWeightStore:
         self.values = torch.cat(rows) if rows else torch.empty(0)
 
     def lookup(self, ids: Sequence[str]) -> list[Tensor]:
-        rows = self._rows()
-        return [rows[self.position[sid]].clone() for sid in ids]
+        out = []
+        for sid in ids:
+            i = self.position[sid]
+            out.append(self.values[int(self.offsets[i]):int(self.offsets[i + 1])].clone())
+        return out
 
     def table(self) -> dict[str, list]:
         return {"id": list(self.ids), "n_tokens": (self.offsets[1:] - self.offsets[:-1]).tolist(),

@@ -148,7 +148,8 @@ class RankBased(TokenWeightMap):
 def map_responses(raw: list[Tensor], side: str, weight_map: TokenWeightMap, zero_last: bool = False) -> list[Tensor]:
     """Weights of each response (its raw values in token order). ``zero_last``: the response's last token
     gets 0, as in the released code (the end-of-sequence token, or the last kept token of a truncated
-    response); by default it keeps its mapped weight, since that token carries the decision to stop."""
+    response); by default it keeps its mapped weight, since that token carries the decision to stop. The zero
+    is set after the map (and its normalisation), as the code does, so the response's mean drops below 1."""
     out = []
     for r in raw:
         w = weight_map(r.float(), side)

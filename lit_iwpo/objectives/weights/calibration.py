@@ -26,6 +26,7 @@ from lit_iwpo.models.loading import cache_root
 from lit_iwpo.models.scoring import ForwardRequest
 from lit_iwpo.objectives.context import StepContext, StepInputs
 from lit_iwpo.objectives.weights.base import StoredWeights
+from lit_iwpo.weighting.store import atomic_save
 from lit_iwpo.weighting.calibration import (
     calibration_weights,
     classifier_quality,
@@ -90,15 +91,15 @@ class EmbeddingProbe(Classifier):
                 for j, r in enumerate(part):
                     out[(split, r, "chosen")], out[(split, r, "rejected")] = emb[j], emb[len(part) + j]
         x = torch.stack([out[item] for item in pool])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save(x, tmp)
-        tmp.rename(path)
+        atomic_save(x, path)
         return x
 
     def probabilities(self, ctx, pool, labels, cache_dir):
         x = self.embeddings(ctx, pool, cache_dir)
-        return cross_fit_probabilities(x, labels, folds=self.folds, l2=self.l2)
+        # a pair's two responses share a prompt, and so part of their embeddings: they share a fold
+        pairs = {key: k for k, key in enumerate(dict.fromkeys((s, r) for s, r, _ in pool))}
+        groups = torch.tensor([pairs[(s, r)] for s, r, _ in pool])
+        return cross_fit_probabilities(x, labels, folds=self.folds, l2=self.l2, groups=groups)
 
 
 class HFClassifier(Classifier):
@@ -135,7 +136,11 @@ class HFClassifier(Classifier):
                 part = texts[i:i + self.batch_size]
                 enc = tok([a for a, _ in part], [b for _, b in part], truncation=True, max_length=self.max_length,
                           padding=True, return_tensors="pt")
-                probs.append(torch.softmax(model(**enc).logits.float(), -1)[:, self.target_label])
+                logits = model(**enc).logits.float()
+                if logits.shape[-1] == 1:  # one logit: P(target) = sigmoid
+                    probs.append(torch.sigmoid(logits[:, 0]))
+                else:
+                    probs.append(torch.softmax(logits, -1)[:, self.target_label])
         return torch.cat(probs)
 
 
@@ -211,13 +216,13 @@ class CalibrationWeights(StoredWeights):
             val = ctx.split("val")
             if val is None:
                 raise ConfigError("objective.weights.target_from: val needs deployment data: set data.val")
-            val_ids = set(val.ids)
+            val_ids, train_ids = set(val.ids), set(train.ids)
             for i, sid in enumerate(train.ids):
                 src = self.target if sid in val_ids else "train"
                 self.pool += [("train", i, "chosen"), ("train", i, "rejected")]
                 sources += [src, src]
             for i, sid in enumerate(val.ids):
-                if sid not in set(train.ids):
+                if sid not in train_ids:
                     self.pool += [("val", i, "chosen"), ("val", i, "rejected")]
                     sources += [self.target, self.target]
             self.pair_sources = [self.target if sid in val_ids else "train" for sid in train.ids]
@@ -293,13 +298,20 @@ class CalibrationWeights(StoredWeights):
             tables["step"]["source"] = list(self.pair_sources)
         return tables
 
+    def settings(self) -> str:
+        """What the stored weights depend on besides the data and model (checked when a checkpoint loads)."""
+        return f"{self.classifier.key()}|{self.source_column}|{self.target}|{self.target_from}"
+
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
         if self.ready:
-            state.update(quality=dict(self.quality), ready=True)
+            state.update(quality=dict(self.quality), ready=True, settings=self.settings())
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("ready") and state.get("settings") != self.settings():
+            # weights of another classifier or source setting: recompute them at fit start instead
+            state = {k: v for k, v in state.items() if k not in ("store", "ready", "quality")}
         super().load_state_dict(state)
         if state.get("ready"):
             self.quality, self.ready = dict(state["quality"]), True

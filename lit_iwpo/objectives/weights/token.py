@@ -26,7 +26,7 @@ from lit_iwpo.models.loading import cache_root
 from lit_iwpo.models.logprobs import SCORING_VERSION
 from lit_iwpo.models.scoring import ForwardRequest
 from lit_iwpo.objectives.context import StepContext
-from lit_iwpo.weighting.store import TokenWeightStore
+from lit_iwpo.weighting.store import TokenWeightStore, atomic_save
 from lit_iwpo.weighting.token_weights import SIDES, ExpClamp, TokenWeightMap, align, map_responses, response_values
 
 # contrastive system prompts in the spirit of the released code's "harmless" / "harmful" prefixes
@@ -89,7 +89,10 @@ class ContrastivePrompts(Contrast):
         return out[0], out[1]
 
     def fingerprint(self, ctx):
-        return f"prompts|{ctx.fingerprint(self.model)}|{self.positive}|{self.negative}"
+        # the re-rendered prompts come from the rows' full prompt text, which the training tokens (truncated
+        # to max_prompt_length) may not cover
+        prompts = hashlib.sha1("\x00".join(str(r.get("prompt")) for r in ctx.split("train").rows).encode()).hexdigest()
+        return f"prompts|{ctx.fingerprint(self.model)}|{self.positive}|{self.negative}|{prompts}"
 
 
 class ContrastiveAdapters(Contrast):
@@ -261,7 +264,7 @@ class ContrastiveTokenWeights:
                 saved = torch.load(raw_path, weights_only=True)
             else:
                 saved = self._score_all(ctx)
-                _save(saved, raw_path)
+                atomic_save(saved, raw_path)
             if saved["ids"] != self.ids:
                 raise RuntimeError(f"token-weight cache {raw_path} belongs to other sample ids")
             if w_path.is_file():
@@ -273,7 +276,7 @@ class ContrastiveTokenWeights:
                      + map_responses(rejected, "rejected", self.weight_map, self.zero_last))
                 ref_w = torch.stack([(wi.double() * ri.double()).sum() for wi, ri in zip(w, saved["ref"])])
                 weights = {"ids": list(self.ids), "weights": w, "ref_weighted": torch.stack([ref_w[:n], ref_w[n:]], 1)}
-                _save(weights, w_path)
+                atomic_save(weights, w_path)
             return {"raw": saved["raw"], "weights": weights["weights"], "ref_weighted": weights["ref_weighted"],
                     "paths": (str(raw_path), str(w_path))}
 
@@ -366,11 +369,17 @@ class ContrastiveTokenWeights:
             return {}
         return {"stores": {s: st.state_dict() for s, st in self.stores.items()},
                 "raw": {s: st.state_dict() for s, st in self.raw.items()},
-                "ref_weighted": self.ref_weighted.clone(), "computed_step": self.computed_step}
+                "ref_weighted": self.ref_weighted.clone(), "computed_step": self.computed_step,
+                "settings": self.settings()}
+
+    def settings(self) -> str:
+        """What the weights depend on besides data and models (checked when a checkpoint loads)."""
+        return f"{type(self.contrast).__name__}{sorted(vars(self.contrast).items())}|{self.weight_map.settings()}|" \
+               f"zero_last={self.zero_last}"
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if not state or not self.stores:
-            return
+        if not state or not self.stores or state.get("settings") != self.settings():
+            return  # none, or weights of other settings: computed afresh at fit start
         for side in SIDES:
             self.stores[side].load_state_dict(state["stores"][side])
             self.raw[side].load_state_dict(state["raw"][side])
@@ -379,8 +388,3 @@ class ContrastiveTokenWeights:
         self.stats = self.summary()
 
 
-def _save(obj: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    tmp.rename(path)
