@@ -59,7 +59,13 @@ def tis_weights_main(argv: list[str] | None = None) -> int:
     # the run directory gets the token table
     run = cli(["fit", *argv, "--trainer.max_steps", "0", "--test_after_fit", "false", "--eval.win_rate", "false"])
     tw = run.model.objective.token_weights
-    print(f"[tis-weights] token weights of {len(tw.ids)} training pairs; run directory {run.trainer.log_dir}")
+    # a fit of zero steps runs no training loop, so no refresh callback snapshots the table: write it here
+    from lit_iwpo.callbacks.iw_refresh import ImportanceWeightRefresh
+
+    if run.trainer.is_global_zero:
+        ImportanceWeightRefresh.write(run.trainer, tw.weight_tables(run.model.context), run.trainer.global_step)
+    print(f"[tis-weights] token weights of {len(tw.ids)} training pairs; run directory {run.trainer.log_dir} "
+          "(weights/tokens=000000.parquet)")
     for name, value in sorted(tw.summary().items()):
         print(f"  {name}: {value:.4f}")
     return 0

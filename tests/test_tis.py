@@ -409,6 +409,8 @@ def test_tis_weights_trains_contrastive_adapters_then_fit_reuses_everything(tmp_
     assert tis_weights_main(["--config", str(cfg)]) == 0
     folders = sorted((tmp_path / "adapters").glob("*-dpo/*"))
     assert [f.name for f in folders] == ["negative", "positive"]
+    table = sorted((tmp_path / "runs").rglob("tokens=000000.parquet"))
+    assert len(table) == 1 and len(pq.read_table(table[0])) > 0  # the zero-step fit wrote the token table
     cached = sorted(p.name.split("-")[0] for p in (tmp_path / "token_cache").iterdir())
     assert cached == ["raw", "weights"]
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "token_cache").iterdir()}
