@@ -189,6 +189,7 @@ class ContrastiveTokenWeights:
         self.stats: dict[str, float] = {}
         self.computed_step = -1
         self._written_step = -2
+        self._key_parts: dict[str, str] = {}
 
     # ------------------------------------------------------------------ setup
     def adapters(self) -> dict[str, str]:
@@ -226,6 +227,7 @@ class ContrastiveTokenWeights:
                         ctx.fingerprint("reference"), f"scoring-v{SCORING_VERSION}", f"tokens-v{TOKEN_CACHE_VERSION}"])
         raw_key = hashlib.sha1(raw.encode()).hexdigest()[:20]
         weights = f"{raw_key}|{self.weight_map.settings()}|zero_last={self.zero_last}"
+        self._key_parts = {"raw": raw, "weights": weights}  # saved beside the values: a cache miss can be explained
         return raw_key, hashlib.sha1(weights.encode()).hexdigest()[:20]
 
     def _score_all(self, ctx: StepContext) -> dict[str, Any]:
@@ -263,7 +265,7 @@ class ContrastiveTokenWeights:
             if raw_path.is_file():
                 saved = torch.load(raw_path, weights_only=True)
             else:
-                saved = self._score_all(ctx)
+                saved = {**self._score_all(ctx), "key": self._key_parts["raw"]}
                 atomic_save(saved, raw_path)
             if saved["ids"] != self.ids:
                 raise RuntimeError(f"token-weight cache {raw_path} belongs to other sample ids")
@@ -275,7 +277,8 @@ class ContrastiveTokenWeights:
                 w = (map_responses(chosen, "chosen", self.weight_map, self.zero_last)
                      + map_responses(rejected, "rejected", self.weight_map, self.zero_last))
                 ref_w = torch.stack([(wi.double() * ri.double()).sum() for wi, ri in zip(w, saved["ref"])])
-                weights = {"ids": list(self.ids), "weights": w, "ref_weighted": torch.stack([ref_w[:n], ref_w[n:]], 1)}
+                weights = {"ids": list(self.ids), "weights": w, "ref_weighted": torch.stack([ref_w[:n], ref_w[n:]], 1),
+                           "key": self._key_parts["weights"]}
                 atomic_save(weights, w_path)
             return {"raw": saved["raw"], "weights": weights["weights"], "ref_weighted": weights["ref_weighted"],
                     "paths": (str(raw_path), str(w_path))}
