@@ -535,3 +535,24 @@ def test_policy_prompt_contrast_refreshes_with_the_callback(tmp_path, pref_files
     assert not first["raw"].equals(last["raw"])
     chosen = last[last["side"] == "chosen"]
     assert torch.allclose(torch.tensor(chosen["weight"].to_numpy(), dtype=torch.float32), tw.stores["chosen"].values)
+
+
+def test_adapter_fingerprint_is_the_same_in_every_process(tmp_path):
+    """peft keeps target_modules as a set, whose order follows string hashing: the fingerprint must not depend on
+    it (two processes with different PYTHONHASHSEED give the same key), or caches are never found again."""
+    import subprocess
+    import sys
+
+    code = ("from peft import LoraConfig, get_peft_model\n"
+            "from lit_iwpo.models import tiny_llama\n"
+            "from lit_iwpo.models.refcache import adapter_fingerprint\n"
+            "import torch; torch.manual_seed(0)\n"
+            "m = get_peft_model(tiny_llama(), LoraConfig(r=2, target_modules=['q_proj', 'k_proj', 'v_proj', 'o_proj']))\n"
+            "print(adapter_fingerprint(m, 'default', 'base'))\n")
+    keys = set()
+    for seed in ("1", "2", "3"):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                             env={**__import__("os").environ, "PYTHONHASHSEED": seed})
+        assert out.returncode == 0, out.stderr[-2000:]
+        keys.add(out.stdout.strip().splitlines()[-1])
+    assert len(keys) == 1

@@ -69,8 +69,20 @@ def adapter_fingerprint(model: nn.Module, name: str, base_fp: str) -> str:
             h.update(key.encode())
             _update_tensor(h, t)
     config = getattr(model, "peft_config", {}).get(name)
-    h.update(repr(sorted(config.to_dict().items()) if config is not None else None).encode())
+    h.update(repr(_stable(config.to_dict()) if config is not None else None).encode())
     return h.hexdigest()
+
+
+def _stable(value):
+    """A value whose repr is the same in every process: sets sorted (peft keeps ``target_modules`` as a set, whose
+    order follows string hashing, which differs from one Python process to the next), dicts by key."""
+    if isinstance(value, dict):
+        return [(str(k), _stable(v)) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))]
+    if isinstance(value, (set, frozenset)):
+        return sorted((_stable(v) for v in value), key=repr)
+    if isinstance(value, (list, tuple)):
+        return [_stable(v) for v in value]
+    return value
 
 
 def data_fingerprint(split: "SplitData") -> str:
