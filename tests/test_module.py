@@ -144,14 +144,19 @@ def test_incompatible_settings_fail_at_construction():
         PreferenceModule(name_or_path="tiny-llama", lora=LoraSpec(r=0)).configure_model()
 
 
-def test_init_adapter_is_merged_into_the_reference(tmp_path, pref_files):
-    """Starting from a trained adapter (e.g. SFT): the merged model is π_ref, and a fresh adapter makes π = π_ref."""
+def _trained_adapter(tmp_path, pref_files):
+    """A short LoRA run saved to tmp_path/hf: (datamodule, module, a training batch, its policy log-probs)."""
     dm, module = _setup(pref_files, lr=1e-2)
     _trainer(tmp_path).fit(module, datamodule=dm)
     module.save_hf(tmp_path / "hf")
     batch = next(iter(dm.pair_dataloader("train")))
     module.policy.eval()
-    trained = module.scorer.score(batch, "policy", mode="train").logps.detach()
+    return dm, module, batch, module.scorer.score(batch, "policy", mode="train").logps.detach()
+
+
+def test_init_adapter_is_merged_into_the_reference(tmp_path, pref_files):
+    """Starting from a trained adapter (e.g. SFT): the merged model is π_ref, and a fresh adapter makes π = π_ref."""
+    dm, module, batch, trained = _trained_adapter(tmp_path, pref_files)
     assert not torch.allclose(trained, module.scorer.score(batch, "reference").logps, atol=1e-3)  # it did train
     _, started = _setup(pref_files, init_adapter=str(tmp_path / "hf"), lr=1e-2)
     ref, pol = started.scorer.score(batch, "reference").logps, started.scorer.score(batch, "policy", mode="train").logps
@@ -207,12 +212,7 @@ def test_reference_cache_key_covers_config_buffers_and_code_version(tmp_path, pr
 def test_init_policy_starts_the_adapter_from_a_saved_one(tmp_path, pref_files):
     """init_policy: the policy starts as the saved adapter (its log-probs at step 0 are the trained run's),
     the reference stays the base, and the adapter keeps training."""
-    dm, module = _setup(pref_files, lr=1e-2)
-    _trainer(tmp_path).fit(module, datamodule=dm)
-    module.save_hf(tmp_path / "hf")
-    batch = next(iter(dm.pair_dataloader("train")))
-    module.policy.eval()
-    trained = module.scorer.score(batch, "policy", mode="train").logps.detach()
+    dm, module, batch, trained = _trained_adapter(tmp_path, pref_files)
     base = module.scorer.score(batch, "reference").logps
     _, warm = _setup(pref_files, init_policy=str(tmp_path / "hf"), lr=1e-2)
     warm.policy.eval()

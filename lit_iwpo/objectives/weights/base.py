@@ -86,6 +86,35 @@ class WeightSource(ABC):
         del state
 
 
+class FixedAtFitStart(ABC):
+    """Weights computed once at fit start (unless a restored checkpoint brought them) and recomputed at the
+    refresh callback's refreshes when ``refresh_on``: TIS-DPO's token weights, DoRA's calibration weights.
+    Subclasses give ``compute(ctx)`` and ``pending`` (there is data to weigh and nothing computed yet)."""
+
+    refresh_on: bool = False
+    refresh_required: bool = False
+
+    @property
+    @abstractmethod
+    def pending(self) -> bool:
+        """There is data to weigh and nothing computed yet."""
+
+    @abstractmethod
+    def compute(self, ctx: StepContext) -> Any:
+        """Compute (or load from a cache) every weight."""
+
+    def prepare(self, ctx: StepContext) -> None:
+        if self.pending:
+            self.compute(ctx)
+
+    def refresh_due(self, step: int) -> bool:
+        return self.refresh_on
+
+    def refresh(self, ctx: StepContext, recompute: bool = False) -> bool:
+        self.compute(ctx)
+        return True
+
+
 class Uniform(WeightSource):
     """Every pair weighs 1 (plain DPO / SFT)."""
 

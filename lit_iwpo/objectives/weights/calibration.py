@@ -25,7 +25,7 @@ from lit_iwpo.errors import ConfigError
 from lit_iwpo.models.loading import cache_root
 from lit_iwpo.models.scoring import ForwardRequest
 from lit_iwpo.objectives.context import StepContext, StepInputs
-from lit_iwpo.objectives.weights.base import StoredWeights
+from lit_iwpo.objectives.weights.base import FixedAtFitStart, StoredWeights
 from lit_iwpo.weighting.store import atomic_save
 from lit_iwpo.weighting.calibration import (
     calibration_weights,
@@ -144,7 +144,7 @@ class HFClassifier(Classifier):
         return torch.cat(probs)
 
 
-class CalibrationWeights(StoredWeights):
+class CalibrationWeights(FixedAtFitStart, StoredWeights):
     """Pair weights h̄ from calibration values (DoRA), fixed at fit start (optionally refreshed).
 
     Args:
@@ -173,7 +173,6 @@ class CalibrationWeights(StoredWeights):
         self.classifier = classifier if classifier is not None else EmbeddingProbe()
         self.source_column, self.target, self.allowed = source_column, target, sources
         self.target_from, self.cache_dir, self.refresh_on = target_from, cache_dir, refresh
-        self.refresh_required = False
         self.pair_sources: list[str] = []  # per training pair, for the dro/share/* figures
         self.pool: list[tuple[str, int, str]] = []
         self.labels: Tensor | None = None
@@ -258,16 +257,9 @@ class CalibrationWeights(StoredWeights):
         self.quality = {"dro/classifier_ece": quality["ece"], "dro/classifier_auc": quality["auc"]}
         self.ready = True
 
-    def prepare(self, ctx: StepContext) -> None:
-        if self.labels is not None and not self.ready:
-            self.compute(ctx)
-
-    def refresh_due(self, step: int) -> bool:
-        return self.refresh_on
-
-    def refresh(self, ctx: StepContext, recompute: bool = False) -> bool:
-        self.compute(ctx)
-        return True
+    @property
+    def pending(self) -> bool:
+        return self.labels is not None and not self.ready
 
     # ------------------------------------------------------------------- step
     def train_weights(self, inputs: StepInputs, losses: Tensor) -> tuple[Tensor, dict[str, Tensor]]:

@@ -26,6 +26,7 @@ from lit_iwpo.models.loading import cache_root
 from lit_iwpo.models.logprobs import SCORING_VERSION
 from lit_iwpo.models.scoring import ForwardRequest
 from lit_iwpo.objectives.context import StepContext
+from lit_iwpo.objectives.weights.base import FixedAtFitStart
 from lit_iwpo.weighting.store import TokenWeightStore, atomic_save
 from lit_iwpo.weighting.token_weights import SIDES, ExpClamp, TokenWeightMap, align, map_responses, response_values
 
@@ -158,7 +159,7 @@ def _split_sides(values: list[Tensor], n: int) -> tuple[list[Tensor], list[Tenso
     return values[:n], values[n:]
 
 
-class ContrastiveTokenWeights:
+class ContrastiveTokenWeights(FixedAtFitStart):
     """Per-token weights of every training response, fixed before training (optionally refreshed).
 
     Args:
@@ -180,7 +181,6 @@ class ContrastiveTokenWeights:
         self.zero_last = zero_last
         self.cache_dir = cache_dir
         self.refresh_on = refresh
-        self.refresh_required = False
         self.stores: dict[str, TokenWeightStore] = {}
         self.raw: dict[str, TokenWeightStore] = {}
         self.ref_weighted: Tensor | None = None  # [N, 2] Σ_t w_t log π_ref(y_t), chosen and rejected
@@ -296,18 +296,9 @@ class ContrastiveTokenWeights:
         self.computed_step = step
         self.stats = self.summary()
 
-    def prepare(self, ctx: StepContext) -> None:
-        """At fit start: compute (or load) the weights unless a restored checkpoint brought them."""
-        if self.ids and not self.ready:
-            self.compute(ctx)
-
-    # refresh protocol (the ImportanceWeightRefresh callback)
-    def refresh_due(self, step: int) -> bool:
-        return self.refresh_on
-
-    def refresh(self, ctx: StepContext, recompute: bool = False) -> bool:
-        self.compute(ctx)
-        return True
+    @property
+    def pending(self) -> bool:
+        return bool(self.ids) and not self.ready
 
     # ------------------------------------------------------------------- step
     def batch_weights(self, ids: list[str], mask: Tensor) -> Tensor:
