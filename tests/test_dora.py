@@ -322,3 +322,32 @@ def test_dora_ablation_configs_compose_with_every_scenario(config):
         assert getattr(obj.reduction, "form", None) == declared["reduction"].get("init_args", {}).get("form")
         want = declared.get("weights", {"class_path": "weights.Uniform"})["class_path"].rsplit(".", 1)[1]
         assert type(obj.weights).__name__ == want
+
+
+def test_per_response_sources_of_the_mixed_source_scenario(tmp_path):
+    """The mixed_source scenario names each response's writer ({chosen, rejected}); a is each response's own
+    source share and α the target share, over the responses of the training pairs, worked out here from the rows;
+    a response source outside `sources` stops with the file, row and field."""
+    spec = "scenario:mixed_source:{}?n_train=16&n_val=4&n_test=4"
+    files = {k: spec.format(k) for k in ("train", "val", "test")}
+    cfg = _config(tmp_path, files, **{"model.objective": DORA, "trainer.max_steps": 1,
+                                      "model.ref_cache_dir": str(tmp_path / "ref")})
+    run = cli(["fit", "--config", str(cfg), "--test_after_fit", "false", "--eval.win_rate", "false"])
+    src = run.model.objective.weights
+    rows = run.datamodule.splits["train"].rows
+    per = [(r["source"]["chosen"], r["source"]["rejected"]) for r in rows]
+    flat = [s for pair in per for s in pair]
+    assert {"target", "synthetic"} == set(flat) and ("synthetic", "target") in per and ("target", "target") in per
+    alpha = flat.count("target") / len(flat)
+    a = torch.tensor([[alpha if s == "target" else 1 - alpha for s in pair] for pair in per])
+    p = src.store.transforms
+    assert torch.allclose(src.store.weights, (1 / (alpha + a * (1 - p) / p)).mean(1), atol=1e-5)
+    assert src.sample_groups([rows[i]["id"] for i in range(len(rows))]) == [
+        c if c == r else f"{c}/{r}" for c, r in per]
+
+    data = [dict(r) for r in rows]
+    data[3]["source"] = {"chosen": "target", "rejected": "robot"}
+    files = {"train": write_jsonl(tmp_path / "bad" / "train.jsonl", data), "val": spec.format("val"),
+             "test": spec.format("test")}
+    with pytest.raises(ValueError, match=r"train.jsonl, row 4, field 'source': unknown source 'robot'"):
+        cli(["fit", "--config", str(_config(tmp_path / "bad", files, **{"model.objective": DORA}))])

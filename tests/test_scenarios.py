@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import random
+import re
 from collections import Counter
 from importlib.resources import files
 from pathlib import Path
@@ -41,9 +42,19 @@ from lit_iwpo.data.scenarios.unique import outcomes
 from lit_iwpo.data.scenarios.textfeatures import content_stems, hits, is_refusal, normalise
 from lit_iwpo.data.sources import read_source
 
-NAMES = ("helpful_harmless", "science", "culture")
-DEFAULT_SHIFTS = {"helpful_harmless": "e", "science": "e", "culture": "e"}
+NAMES = ("helpful_harmless", "science", "culture", "mixed_source")
+DEFAULT_SHIFTS = {"helpful_harmless": "e", "science": "e", "culture": "e", "mixed_source": "h"}
 FIXTURES = Path(__file__).parent / "fixtures" / "hub"
+
+
+def _no_irrelevant_pairs(name: str, shift: str | None, severity: float | None) -> bool:
+    """True when a build cannot have irrelevant pairs: the shift moves the label on deployment contrasts but
+    the material's populations dispute none of them (mixed_source: its shift is in the responses)."""
+    m = MATERIALS[name]
+    factors = SHIFT_TYPES[shift or m.default_shift]
+    disputed = any(m.disputed(t, p) for t in m.topics for p in m.contrasts(t, "dep"))
+    sev = m.default_severity if severity is None else severity
+    return LABEL in factors and RESPONSE not in factors and not disputed and sev > 0
 
 
 def _dump(splits) -> str:
@@ -193,6 +204,10 @@ def test_no_duplicate_pairs_and_no_test_prompt_in_train_or_val(name, holdout):
     m = MATERIALS[name]
     for shift, seed, severity, sizes in ISOLATION_GRID:
         kwargs = dict(seed=seed, shift=shift, severity=severity, holdout=holdout, **sizes)
+        if _no_irrelevant_pairs(name, shift, severity):
+            with pytest.raises(ValueError, match=f"shift {shift!r} has no irrelevant pairs to draw from"):
+                build_scenario(name, **kwargs)
+            continue
         s = build_scenario(name, **kwargs)
         where = f"{name} {kwargs}"
         n = {k: sizes.get(f"n_{k}", DEFAULT_SIZES[k]) for k in ("train", "val", "test")}
@@ -335,7 +350,43 @@ def test_helpful_harmless_irrelevant_pairs_choose_harm(defaults):
     assert all(judge.compare(r, r["chosen"], r["rejected"]) == 0.0 for r in irrelevant)
 
 
-@pytest.mark.parametrize("name", NAMES)
+def test_mixed_source_synthetic_pairs_prefer_boilerplate(defaults):
+    """mixed_source (DoRA's setting): the 40 % synthetic pairs choose the templated answer over the same help said
+    plainly; the source column names the writer of each response; D_v / D_te hold target pairs only; the oracle
+    ranks every synthetic pair the users' way round, and a templated answer between plain help and a vague one."""
+    s = defaults["mixed_source"]
+    hh = MATERIALS["helpful_harmless"]
+    synthetic = [r for r in s.train if not r["relevant"]]
+    assert len(synthetic) == round(0.4 * len(s.train))
+    assert {r["group"] for r in synthetic} == {"benign/templated-over-helpful"}
+    assert {r["annotator"] for r in synthetic} == {"synthetic-judge"}
+    for split in (s.train, s.val, s.test):
+        for r in split:
+            written = {"chosen": r["chosen_form"], "rejected": r["rejected_form"]}
+            assert r["source"] == {k: "synthetic" if f == "templated" else "target" for k, f in written.items()}
+            topic = hh.by_key[r["topic"]]  # helpful_harmless's benign topics and their texts
+            assert topic.category == "benign"
+            if r["chosen_form"] == "templated":  # boilerplate around the very text the rejected answer gives
+                assert any(r["rejected"].endswith(t) for t in topic.texts["helpful"])
+                assert any(t in r["chosen"] for t in topic.texts["helpful"]) and r["chosen"] != r["rejected"]
+    for rows in (s.val, s.test):
+        assert all(r["relevant"] and r["annotator"] == "users" and not r["contested"] for r in rows)
+        assert {r["source"]["chosen"] for r in rows} == {"target"}
+    assert not any(r["contested"] for r in s.train if r["relevant"])
+    judge = get_judge("mixed_source")
+    assert all(judge.compare(r, r["chosen"], r["rejected"]) == 0.0 for r in synthetic)
+    m = MATERIALS["mixed_source"]
+    users = m.populations[0]
+    order = sorted(m.ranks[users], key=lambda f: -m.ranks[users][f])
+    assert order == ["helpful", "templated", "vague", "needless-refusal"]
+    for topic in m.topics:
+        for k in range(4):
+            row = {"prompt": m.prompt_templates(held_out=True)[k % 3].format(**topic.slots), "topic": topic.key}
+            scores = [judge.score(row, m.response(topic, f, "dep", random.Random(k))) for f in order]
+            assert scores == sorted(scores, reverse=True) and len(set(scores)) == len(scores), (topic.key, scores)
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n != "mixed_source"])  # mixed_source: no disputed deployment pair
 def test_contested_pairs_in_the_test_set(name, defaults):
     """``contested`` marks the pairs whose contrast the training population orders the other way, worked out
     here from the ranks in the material file itself; D_te holds them, and where the default shift moves the
@@ -379,6 +430,10 @@ def test_each_shift_type_changes_exactly_its_factors(name, shift):
     dep_domain, other_domain = m.domains
     dep_pop, other_pop = m.populations
     factors = set(SHIFT_TYPES[shift])
+    if _no_irrelevant_pairs(name, shift, 0.5):
+        with pytest.raises(ValueError, match="has no irrelevant pairs to draw from"):
+            build_scenario(name, shift=shift, severity=0.5, n_train=160, n_val=40, n_test=40)
+        return
     s = build_scenario(name, shift=shift, severity=0.5, n_train=160, n_val=40, n_test=40)
     irrelevant = [r for r in s.train if not r["relevant"]]
     assert len(irrelevant) == (0 if shift == "a" else 80)
@@ -429,7 +484,8 @@ def test_every_material_file_validates():
     for name in NAMES:
         m = MATERIALS[name]
         assert isinstance(m, FileMaterial)
-        loader.validate_material(_material_json(f"{name}.json"), f"{name}.json", m.schema)
+        base = loader.load_material(*m.schema.base) if m.schema.base else None
+        loader.validate_material(_material_json(f"{name}.json"), f"{name}.json", m.schema, base)
         loader.validate_oracle(_material_json(f"oracle_{name}.json"), f"oracle_{name}.json",
                                oracle.ORACLE_SCHEMAS[name], m.schema, tuple(m.by_key))  # fmt: skip
     loader.validate_shared(_material_json("shared.json"), "shared.json")
@@ -514,6 +570,9 @@ def test_unreadable_material_files_name_the_file():
 def test_materials_expose_exactly_their_files(name):
     """Round trip: the engine's Material (and the judge's vocabulary) rebuild each file's content exactly."""
     m = MATERIALS[name]
+    if m.schema.base is not None:
+        _derived_material_exposes_its_file(m)
+        return
     exposed = {
         "description": m.description,
         "domains": list(m.domains),
@@ -539,6 +598,56 @@ def test_materials_expose_exactly_their_files(name):
         "extensions": {t: {f: list(v) for f, v in d.items()} for t, d in oracle.EXTRA[name].items()},
     }
     assert json.dumps(judged) == json.dumps(_material_json(f"oracle_{name}.json"))
+
+
+def _derived_material_exposes_its_file(m):
+    """A derived material: its own file's tables, plus its base's topics of the kept categories and the base's
+    templates, domains and wording (each Topic the very object the base material has)."""
+    raw = _material_json(f"{m.name}.json")
+    base_name, _ = m.schema.base
+    base = MATERIALS[base_name]
+    own = [k for k in m.wording if k not in base.wording]
+    exposed = {
+        "description": m.description,
+        "topics_from": {"material": base_name, "categories": sorted({t.category for t in m.topics})},
+        "populations": list(m.populations),
+        "default_shift": m.default_shift,
+        "default_severity": m.default_severity,
+        "ranks": m.ranks,
+        "wording": {k: list(m.wording[k]) for k in own},
+    }
+    assert json.dumps(exposed) == json.dumps(raw)
+    assert m.topics == tuple(t for t in base.topics if t.category in raw["topics_from"]["categories"])
+    assert (m.templates, m.domains) == (base.templates, base.domains)
+    assert all(m.wording[k] == v for k, v in base.wording.items())
+    vocab = oracle.VOCABULARY[m.name]
+    judged = {
+        "features": {f: {"rewards": pos, "never_on": list(neg)} for f, (pos, neg) in FEATURE_FORMS[m.name].items()},
+        "phrases": {k: list(v) for k, v in vocab.phrases.items()},
+        "extensions": {t: {f: list(v) for f, v in d.items()} for t, d in oracle.EXTRA[m.name].items()},
+    }
+    assert json.dumps(judged) == json.dumps(_material_json(f"oracle_{m.name}.json"))
+    assert oracle.EXTENSIONS_FROM[m.name] == base_name  # the judge reads the base's per-topic extensions
+
+
+def test_a_derived_material_file_is_checked_against_its_base():
+    """Bad derived files name the file and the key; a kept category must exist in the base."""
+    m = MATERIALS["mixed_source"]
+    base = loader.load_material(*m.schema.base)
+    raw = _material_json("mixed_source.json")
+    cases = [
+        (("topics_from", "material"), "science", "topics_from.material: 'science' is not one of helpful_harmless"),
+        (("topics_from", "categories"), ["risky"], "topics_from.categories[0]: 'risky' is not a category of this"),
+        (("topics_from", "categories"), ["gossip"], "topics_from.categories[0]: 'gossip' is not one of benign, risky"),
+        (("wording", "vague"), ["x"], "wording: unknown key 'vague'"),
+        (("wording", "templated-closers"), KeyError, "wording: missing key 'templated-closers'"),
+        (("domains",), ["a", "b"], "unknown key 'domains'"),
+    ]
+    for path, value, message in cases:
+        with pytest.raises(ValueError, match=re.escape(f"mixed_source.json: {message}")):
+            loader.validate_material(_break(raw, path, value), "mixed_source.json", m.schema, base)
+    with pytest.raises(ValueError, match="needs its base material 'helpful_harmless'"):
+        loader.validate_material(raw, "mixed_source.json", m.schema)
 
 
 def test_shared_files_round_trip():

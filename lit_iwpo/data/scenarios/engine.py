@@ -162,7 +162,7 @@ def make_pair(material: Material, spec: Spec, pool: Pool, cands: list, rng: rand
     pair = rng.choice(pairs)
     chosen_form, rejected_form = material.winner(spec.population, topic, pair)
     prompt = material.render_prompt(topic, rng.choice(pool.templates[topic.key]), rng)
-    return {
+    row = {
         "prompt": prompt,
         "chosen": material.response(topic, chosen_form, spec.kind, rng),
         "rejected": material.response(topic, rejected_form, spec.kind, rng),
@@ -179,6 +179,9 @@ def make_pair(material: Material, spec: Spec, pool: Pool, cands: list, rng: rand
         "rejected_form": rejected_form,
         "shifted": "+".join(spec.shifted) if spec.shifted else "none",
     }
+    if material.sources:  # who wrote each response (DoRA's calibration classifier learns it)
+        row["source"] = {"chosen": material.source_of(chosen_form), "rejected": material.source_of(rejected_form)}
+    return row
 
 
 @cache

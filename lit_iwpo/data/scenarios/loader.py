@@ -16,6 +16,10 @@ oracle change independently:
   ``keywords`` {feature: [keywords]}} (keywords: the oracle's hand-written features, ``*`` = prefix).
   Which forms, wording lists, and per-category texts / keyword features a scenario needs is its
   :class:`MaterialSchema` (declared next to its code in ``text_<scenario>.py``).
+  A *derived* material (its schema names a ``base``) reuses another material's prompts: in place of
+  ``domains``, ``templates`` and ``topics`` its file has ``topics_from`` {``material``: the base's
+  name, ``categories``: [the base's topic categories it keeps]}; its ``wording`` holds only its own
+  lists and is added to the base's (a name in both is an error).
 - ``shared.json``: material shared by all scenarios: ``prompt_prefixes``, the optional lead-ins
   of every prompt.
 - ``oracle_<scenario>.json``: the oracle's vocabulary for one scenario, read by :func:`load_oracle`:
@@ -145,6 +149,7 @@ class MaterialSchema:
     forms: tuple[str, ...]
     wording: tuple[str, ...]
     categories: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]
+    base: tuple[str, "MaterialSchema"] | None = None  # (name, schema) of the material whose prompts it reuses
 
     def category(self, name: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
         return next(((texts, kws) for cat, texts, kws in self.categories if cat == name), None)
@@ -165,6 +170,9 @@ MATERIAL_KEYS = (
     "topics",
 )  # fmt: skip
 TOPIC_KEYS = ("key", "domain", "category", "slots", "texts", "keywords")
+DERIVED_KEYS = (
+    "description", "topics_from", "populations", "default_shift", "default_severity", "ranks", "wording",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -188,8 +196,15 @@ def template_slots(template: str) -> set[str]:
     return {field for _, field, _, _ in string.Formatter().parse(template) if field is not None}
 
 
-def validate_material(data: Any, source: str, schema: MaterialSchema) -> MaterialData:
-    """Check one parsed material file against ``schema`` (see the module docstring for the format)."""
+def validate_material(data: Any, source: str, schema: MaterialSchema, base: MaterialData | None = None) -> MaterialData:
+    """Check one parsed material file against ``schema`` (see the module docstring for the format).
+
+    A derived schema (``schema.base``) needs ``base``, the validated material it takes its prompts from.
+    """
+    if schema.base is not None:
+        if base is None:
+            raise ValueError(f"{source}: a derived material needs its base material {schema.base[0]!r}")
+        return validate_derived(data, source, schema, base)
     c = Checker(source)
     d = c.obj(data, "", MATERIAL_KEYS)
     domains = c.names(d["domains"], "domains", 2)
@@ -255,10 +270,56 @@ def validate_material(data: Any, source: str, schema: MaterialSchema) -> Materia
     )
 
 
+def validate_derived(data: Any, source: str, schema: MaterialSchema, base: MaterialData) -> MaterialData:
+    """A derived material file: its own labels and wording on ``base``'s prompts (``topics_from``)."""
+    assert schema.base is not None
+    base_name, _ = schema.base
+    c = Checker(source)
+    d = c.obj(data, "", DERIVED_KEYS)
+    frm = c.obj(d["topics_from"], "topics_from", ("material", "categories"))
+    c.one_of(frm["material"], "topics_from.material", {base_name})
+    base_categories = {t["category"] for t in base.topics}
+    keep = c.texts(frm["categories"], "topics_from.categories")
+    for j, category in enumerate(keep):
+        c.one_of(category, f"topics_from.categories[{j}]", base_categories)
+        if schema.category(category) is None:
+            c.fail(f"topics_from.categories[{j}]", f"{category!r} is not a category of this material's schema")
+    # the kept topics must carry what this material's schema asks of their category
+    topics = tuple(t for t in base.topics if t["category"] in keep)
+    for t in topics:
+        forms, features = schema.category(t["category"])  # type: ignore[misc]
+        missing = [f for f in forms if f not in t["texts"]] + [f for f in features if f not in t["keywords"]]
+        if missing:
+            c.fail("topics_from", f"topic {t['key']!r} of {base_name!r} lacks {missing[0]!r}")
+    populations = c.names(d["populations"], "populations", 2)
+    ranks_in = c.obj(d["ranks"], "ranks", populations)
+    ranks = {}
+    for pop in populations:
+        table = c.obj(ranks_in[pop], f"ranks.{pop}", schema.forms)
+        ranks[pop] = {form: c.integer(v, f"ranks.{pop}.{form}") for form, v in table.items()}
+    own_names = tuple(n for n in schema.wording if n not in base.wording)
+    wording_in = c.obj(d["wording"], "wording", own_names)
+    wording = dict(base.wording)
+    wording.update({name: c.texts(wording_in[name], f"wording.{name}", allow_empty=True) for name in wording_in})
+    return MaterialData(
+        description=c.text(d["description"], "description"),
+        domains=base.domains,
+        populations=populations,  # type: ignore[arg-type]
+        default_shift=c.one_of(d["default_shift"], "default_shift", set(SHIFT_TYPES)),
+        default_severity=c.number(d["default_severity"], "default_severity", 0.0, 1.0),
+        ranks=ranks,
+        train_templates=base.train_templates,
+        held_out_templates=base.held_out_templates,
+        wording=wording,
+        topics=topics,
+    )
+
+
 @cache
 def load_material(name: str, schema: MaterialSchema) -> MaterialData:
-    """``material/<name>.json``, validated against ``schema`` (cached)."""
-    return validate_material(read_json(f"{name}.json"), f"{FOLDER}/{name}.json", schema)
+    """``material/<name>.json``, validated against ``schema`` (cached); a derived one on its loaded base."""
+    base = load_material(*schema.base) if schema.base is not None else None
+    return validate_material(read_json(f"{name}.json"), f"{FOLDER}/{name}.json", schema, base)
 
 
 def validate_shared(data: Any, source: str) -> dict[str, tuple[str, ...]]:

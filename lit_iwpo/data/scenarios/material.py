@@ -115,6 +115,13 @@ class Material(ABC):
         dep, other = self.populations
         return self.winner(dep, topic, pair) != self.winner(other, topic, pair)
 
+    # ---- response sources (DoRA's setting) -----------------------------------------------------
+    sources: tuple[str, ...] = ()  # empty: the material's records carry no ``source`` column
+
+    def source_of(self, form: str) -> str:
+        """The source that writes responses of ``form`` (materials with ``sources`` only)."""
+        raise NotImplementedError(f"{self.name}: this material has no response sources")
+
     # ---- analysis names ----------------------------------------------------------------------
     def group(self, topic: Topic, chosen: str, rejected: str, kind: str) -> str:
         return f"{topic.category}/{chosen}-over-{rejected}"

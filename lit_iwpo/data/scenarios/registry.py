@@ -7,9 +7,12 @@ from lit_iwpo.data.scenarios.material import Material
 from lit_iwpo.data.scenarios.splits import DEFAULT_SIZES, ScenarioSplits
 from lit_iwpo.data.scenarios.text_culture import CultureMaterial
 from lit_iwpo.data.scenarios.text_hh import HelpfulHarmlessMaterial
+from lit_iwpo.data.scenarios.text_mixed import MixedSourceMaterial
 from lit_iwpo.data.scenarios.text_science import ScienceMaterial
 
-MATERIALS: dict[str, Material] = {m.name: m for m in (HelpfulHarmlessMaterial(), ScienceMaterial(), CultureMaterial())}
+MATERIALS: dict[str, Material] = {
+    m.name: m for m in (HelpfulHarmlessMaterial(), ScienceMaterial(), CultureMaterial(), MixedSourceMaterial())
+}
 
 # name -> one-line description (what `lit_iwpo scenario list` prints)
 SCENARIOS: dict[str, str] = {name: m.description for name, m in MATERIALS.items()}
