@@ -150,6 +150,10 @@ class ModuleContext:
     def progress(self, iterable: Iterable[T], desc: str, total: int | None = None) -> Iterable[T]:
         return progress(iterable, desc=desc, total=total, trainer=self._module._trainer)
 
+    def train_sampler(self):
+        dm = self._datamodule
+        return getattr(dm, "sampler", None) if dm is not None else None
+
     @property
     def accumulation(self) -> tuple[int, int]:
         trainer = self._module._trainer

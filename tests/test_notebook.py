@@ -215,3 +215,30 @@ def test_calibration_section_on_a_dora_run(tmp_path, monkeypatch):
     assert f"AUC of h̄ for 'the oracle agrees with the label': {auc:.4f}" in text
     title = Image.open(run_dir / "figures" / "calibration.png").text.get("Title", "")
     assert "CalibrationWeights" in title and "t/version_0" in title
+
+
+def test_iwpo_section_on_an_iwpo_run(tmp_path, monkeypatch):
+    """Section 5 on a tiny IWPO run (resampling, 2 clusters): its per-cluster pairs and draws, and the never-drawn
+    count, match the weight parquet counted here; each cluster's highest-weighted pair is printed first."""
+    spec = "scenario:helpful_harmless:{}?n_train=24&n_val=4&n_test=4"
+    iwpo = {"class_path": "lit_iwpo.objectives.DPO",
+            "init_args": {"weights": {"class_path": "lit_iwpo.objectives.weights.ClusterRewardWeights",
+                                      "init_args": {"clusters": 2, "min_pairs": 4}}}}
+    cfg = _config(tmp_path, {k: spec.format(k) for k in ("train", "val", "test")}, **{
+        "model.objective": iwpo, "data.sampler": {"class_path": "lit_iwpo.data.sampler.WeightedResampler"},
+        "trainer.max_steps": 2, "trainer.enable_checkpointing": False, "artifacts.save_hf": False,
+        "eval.win_rate": False, "model.ref_cache_dir": str(tmp_path / "ref"),
+        "trainer.callbacks": [{"class_path": "lit_iwpo.callbacks.ImportanceWeightRefresh",
+                               "init_args": {"every_n_steps": 2, "every_n_epochs": None}}]})
+    run_dir = Path(cli(["fit", "--config", str(cfg)]).trainer.log_dir)
+    text = _execute(run_dir, tmp_path, monkeypatch)[5]
+    final = pd.read_parquet(sorted((run_dir / "weights").glob("step=*.parquet"))[-1])
+    assert int(final["draws"].sum()) == 24
+    assert f"draws this epoch: 24; pairs never drawn: {int((final['draws'] == 0).sum())} of 24" in text
+    for c, part in final.groupby("cluster"):
+        line = next(l for l in text.splitlines() if l.startswith(f"{c} ") or l.startswith(f"{c}  "))
+        assert line.split()[:2] == [str(c), str(len(part))] and f"{int(part['draws'].sum())}" in line.split()
+        top = part.sort_values("weight", ascending=False).iloc[0]
+        assert f"cluster {c} highest: w={top['weight']:.3f}" in text
+    title = Image.open(run_dir / "figures" / "iwpo_clusters.png").text.get("Title", "")
+    assert "ClusterRewardWeights" in title

@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from typing import Any, Callable, Iterator
 
 import torch
+from torch import Tensor
 from torch.utils.data import DataLoader, Sampler
 
 
@@ -79,6 +80,59 @@ class ResumableSampler(TrainSampler):
         per_rank = -(-self.n // self.world_size)
         perm = (perm * (1 + per_rank * self.world_size // max(self.n, 1)))[: per_rank * self.world_size]
         return perm[self.rank :: self.world_size]
+
+
+class WeightedResampler(TrainSampler):
+    """Each epoch, ``ceil(n / world) * world`` draws with replacement in proportion to per-row weights (IWPO's
+    importance resampling), dealt to ranks in turn, so every draw is trained exactly once per epoch overall.
+
+    The draws depend only on (seed, epoch, the epoch's weights): each rank draws the same sequence and keeps
+    its share. Weights come from :meth:`set_weights` (an objective's weight source, at fit start and at
+    refreshes); an epoch's weights are fixed when it first iterates, so a refresh mid-epoch takes effect at
+    the next epoch and a resumed epoch replays its own draws. No weights yet: uniform draws. Both the current
+    and the epoch's weights travel in checkpoints with the loader position.
+    """
+
+    def __init__(self) -> None:
+        self.weights: Tensor | None = None
+        self.epoch_weights: tuple[int, Tensor | None] | None = None  # (epoch, weights it draws with)
+        super().__init__()
+
+    def set_weights(self, weights: Tensor) -> None:
+        w = torch.as_tensor(weights, dtype=torch.float64).flatten()
+        if not torch.isfinite(w).all() or (w < 0).any() or not w.sum() > 0:
+            raise ValueError("resampling weights must be finite, non-negative and not all zero")
+        self.weights = w.clone()
+
+    def _weights_for(self, epoch: int) -> Tensor | None:
+        if self.epoch_weights is None or self.epoch_weights[0] != epoch:
+            self.epoch_weights = (epoch, None if self.weights is None else self.weights.clone())
+        return self.epoch_weights[1]
+
+    def draws(self, epoch: int) -> list[int]:
+        """Every rank's draws of ``epoch``, in dealing order (rank r gets positions r, r + world, ...)."""
+        total = -(-self.n // self.world_size) * self.world_size
+        w = self._weights_for(epoch)
+        if w is None:
+            w = torch.ones(self.n, dtype=torch.float64)
+        elif len(w) != self.n:
+            raise ValueError(f"resampling weights cover {len(w)} rows, the training split has {self.n}")
+        gen = torch.Generator().manual_seed(self.seed + epoch)
+        return torch.multinomial(w, total, replacement=True, generator=gen).tolist()
+
+    def order(self, epoch: int) -> list[int]:
+        return self.draws(epoch)[self.rank :: self.world_size]
+
+    def extra_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"weights": self.weights}
+        if self.epoch_weights is not None:
+            state["epoch_weights"] = {"epoch": self.epoch_weights[0], "weights": self.epoch_weights[1]}
+        return state
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.weights = state.get("weights")
+        ew = state.get("epoch_weights")
+        self.epoch_weights = None if ew is None else (int(ew["epoch"]), ew["weights"])
 
 
 class ResumableDataLoader(DataLoader):

@@ -87,6 +87,11 @@ class StepContext(Protocol):
         """``iterable`` with a progress bar where the run shows progress (long passes over a split)."""
         ...
 
+    def train_sampler(self) -> Any:
+        """The data module's training sampler (``data.sampler``, a ``TrainSampler``), e.g. for a weight source
+        that resamples; None outside a fit."""
+        ...
+
 
 @dataclass
 class StepInputs:

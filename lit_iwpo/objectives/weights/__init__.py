@@ -3,6 +3,7 @@
 from lit_iwpo.objectives.weights.base import Refreshable, StoredWeights, Uniform, WeightExport, WeightSource
 from lit_iwpo.objectives.weights.calibration import CalibrationWeights, Classifier, EmbeddingProbe, HFClassifier
 from lit_iwpo.objectives.weights.column import ColumnWeights
+from lit_iwpo.objectives.weights.iwpo import ClusterRewardWeights
 from lit_iwpo.objectives.weights.density_ratio import (
     BatchPool,
     DensityRatioWeights,
@@ -17,5 +18,5 @@ from lit_iwpo.objectives.weights.token import (
 )
 from lit_iwpo.objectives.weights.wpo import WPOWeights
 
-__all__ = ["BatchPool", "CalibrationWeights", "Classifier", "ColumnWeights", "EmbeddingProbe", "HFClassifier", "ContrastiveAdapters", "ContrastivePrompts", "ContrastiveTokenWeights", "DensityRatioWeights", "Pool", "RecentPool", "RefreshPool", "Refreshable",
+__all__ = ["BatchPool", "CalibrationWeights", "Classifier", "ClusterRewardWeights", "ColumnWeights", "EmbeddingProbe", "HFClassifier", "ContrastiveAdapters", "ContrastivePrompts", "ContrastiveTokenWeights", "DensityRatioWeights", "Pool", "RecentPool", "RefreshPool", "Refreshable",
            "StoredWeights", "Uniform", "WPOWeights", "WeightExport", "WeightSource"]

@@ -12,7 +12,6 @@ reduction this is DoRA; with ``Mean`` it is the paper's "reweighting without DRO
 
 from __future__ import annotations
 
-import hashlib
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Optional
@@ -23,10 +22,9 @@ from torch import Tensor
 from lit_iwpo.data.records import DataError
 from lit_iwpo.errors import ConfigError
 from lit_iwpo.models.loading import cache_root
-from lit_iwpo.models.scoring import ForwardRequest
 from lit_iwpo.objectives.context import StepContext, StepInputs
 from lit_iwpo.objectives.weights.base import FixedAtFitStart, StoredWeights
-from lit_iwpo.weighting.store import atomic_save
+from lit_iwpo.objectives.weights.embeddings import response_embeddings
 from lit_iwpo.weighting.calibration import (
     calibration_weights,
     classifier_quality,
@@ -68,31 +66,7 @@ class EmbeddingProbe(Classifier):
         self.pooling, self.model, self.folds, self.l2 = pooling, model, folds, l2
 
     def embeddings(self, ctx: StepContext, pool: list[tuple[str, int, str]], cache_dir: Path) -> Tensor:
-        splits = sorted({s for s, _, _ in pool})
-        key = "|".join([*(ctx.fingerprint(f"data:{s}") for s in splits), ctx.fingerprint("tokenizer"),
-                        ctx.fingerprint(self.model), self.pooling])
-        path = cache_dir / f"embeddings-{hashlib.sha1(key.encode()).hexdigest()[:20]}.pt"
-        if path.is_file():
-            return torch.load(path, weights_only=True)
-        out: dict[tuple[str, int, str], Tensor] = {}
-        request = ForwardRequest(reference="token", embeddings=self.pooling)
-        for split in splits:
-            rows = sorted({r for s, r, _ in pool if s == split})
-            chunk = ctx.eval_batch_size
-            for i in ctx.progress(range(0, len(rows), chunk), desc=f"calibration: embeddings ({split})",
-                                  total=-(-len(rows) // chunk)):
-                part = rows[i:i + chunk]
-                batch = ctx.batch(split, part)
-                if self.model == "policy":
-                    lp = ctx.score(batch, "policy", mode="eval", request=ForwardRequest(embeddings=self.pooling))
-                else:
-                    lp = ctx.score(batch, "reference", request=request)
-                emb = lp.embeddings.detach().float().cpu()
-                for j, r in enumerate(part):
-                    out[(split, r, "chosen")], out[(split, r, "rejected")] = emb[j], emb[len(part) + j]
-        x = torch.stack([out[item] for item in pool])
-        atomic_save(x, path)
-        return x
+        return response_embeddings(ctx, pool, self.pooling, self.model, cache_dir, desc="calibration: embeddings")
 
     def probabilities(self, ctx, pool, labels, cache_dir):
         x = self.embeddings(ctx, pool, cache_dir)
