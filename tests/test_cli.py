@@ -208,7 +208,7 @@ METHOD_CONFIGS = sorted(Path("configs/methods").glob("*.yaml"))
 def test_every_method_config_trains_on_every_scenario(tmp_path, method):
     """Each shipped method config composes with each scenario config (as README and `lit_iwpo table`
     use them) and trains on the split it declares, past IW-DPO's warm-up, on the tiny model."""
-    assert len(SCENARIO_CONFIGS) == 4 and len(METHOD_CONFIGS) >= 13
+    assert len(SCENARIO_CONFIGS) == 5 and len(METHOD_CONFIGS) >= 13
     declared = yaml.safe_load(method.read_text())
     train_on = declared.get("data", {}).get("train_on", "train")
     objective = declared["model"]["objective"]["class_path"]

@@ -42,19 +42,23 @@ from lit_iwpo.data.scenarios.unique import outcomes
 from lit_iwpo.data.scenarios.textfeatures import content_stems, hits, is_refusal, normalise
 from lit_iwpo.data.sources import read_source
 
-NAMES = ("helpful_harmless", "science", "culture", "mixed_source")
-DEFAULT_SHIFTS = {"helpful_harmless": "e", "science": "e", "culture": "e", "mixed_source": "h"}
+NAMES = ("helpful_harmless", "science", "culture", "mixed_source", "mixed_task")
+DEFAULT_SHIFTS = {"helpful_harmless": "e", "science": "e", "culture": "e", "mixed_source": "h", "mixed_task": "a"}
 FIXTURES = Path(__file__).parent / "fixtures" / "hub"
 
 
 def _no_irrelevant_pairs(name: str, shift: str | None, severity: float | None) -> bool:
-    """True when a build cannot have irrelevant pairs: the shift moves the label on deployment contrasts but
-    the material's populations dispute none of them (mixed_source: its shift is in the responses)."""
+    """True when a build cannot have irrelevant pairs: the shift moves the response pair but the material has
+    no training-only contrast (mixed_task: every contrast occurs at deployment), or it moves the label but the
+    populations dispute none of the contrasts it draws from (mixed_source: its shift is in the responses)."""
     m = MATERIALS[name]
     factors = SHIFT_TYPES[shift or m.default_shift]
-    disputed = any(m.disputed(t, p) for t in m.topics for p in m.contrasts(t, "dep"))
     sev = m.default_severity if severity is None else severity
-    return LABEL in factors and RESPONSE not in factors and not disputed and sev > 0
+    kind = "other" if RESPONSE in factors else "dep"
+    pairs = [(t, p) for t in m.topics for p in m.contrasts(t, kind)]
+    if LABEL in factors:
+        pairs = [(t, p) for t, p in pairs if m.disputed(t, p)]
+    return bool(factors) and not pairs and sev > 0
 
 
 def _dump(splits) -> str:
@@ -417,8 +421,9 @@ def test_contested_pairs_in_the_test_set(name, defaults):
 def test_severity_is_the_exact_irrelevant_share(severity):
     for name in NAMES:
         s = build_scenario(name, severity=severity, n_train=80, n_val=4, n_test=4)
-        assert sum(not r["relevant"] for r in s.train) == round(severity * 80)
-        assert s.meta["n_irrelevant_train"] == round(severity * 80)
+        want = 0 if MATERIALS[name].default_shift == "a" else round(severity * 80)  # type a: no shift, severity ignored
+        assert sum(not r["relevant"] for r in s.train) == want
+        assert s.meta["n_irrelevant_train"] == want
     with pytest.raises(ValueError, match="severity"):
         build_scenario("science", severity=1.5)
 

@@ -35,6 +35,7 @@ states it; its numbers are the named module constants it uses (``HH_*``, ``SCIEN
   :meth:`HelpfulHarmlessJudge._benign`.
 - science: :meth:`ScienceJudge._score`. culture: :meth:`CultureJudge._score`. mixed_source:
   :meth:`MixedSourceJudge._score` (helpful_harmless's benign rule and per-topic extensions, less boilerplate).
+  mixed_task: helpful_harmless's judge and per-topic extensions, unchanged.
 - Tie-breakers and the quality factor (all scenarios): :meth:`Judge.score`; ties: :meth:`Judge.compare`.
 """
 
@@ -129,9 +130,10 @@ ORACLE_SCHEMAS: dict[str, OracleSchema] = {
     "science": OracleSchema(phrases=("lore-markers", "scifi-vocab")),
     "culture": OracleSchema(),
     "mixed_source": OracleSchema(phrases=("boilerplate",)),
+    "mixed_task": OracleSchema(extension_features=("act",)),
 }
 # Judges whose topics are another material's reuse that material's per-topic extensions.
-EXTENSIONS_FROM: dict[str, str] = {"mixed_source": "helpful_harmless"}
+EXTENSIONS_FROM: dict[str, str] = {"mixed_source": "helpful_harmless", "mixed_task": "helpful_harmless"}
 
 
 def oracle_vocabulary(scenario: str) -> OracleVocabulary:
@@ -522,6 +524,7 @@ JUDGES: dict[str, type[Judge]] = {
     "science": ScienceJudge,
     "culture": CultureJudge,
     "mixed_source": MixedSourceJudge,
+    "mixed_task": HelpfulHarmlessJudge,  # the same deployment preference on the same requests
 }
 
 

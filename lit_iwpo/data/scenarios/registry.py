@@ -8,10 +8,13 @@ from lit_iwpo.data.scenarios.splits import DEFAULT_SIZES, ScenarioSplits
 from lit_iwpo.data.scenarios.text_culture import CultureMaterial
 from lit_iwpo.data.scenarios.text_hh import HelpfulHarmlessMaterial
 from lit_iwpo.data.scenarios.text_mixed import MixedSourceMaterial
+from lit_iwpo.data.scenarios.text_mixed_task import MixedTaskMaterial
 from lit_iwpo.data.scenarios.text_science import ScienceMaterial
 
 MATERIALS: dict[str, Material] = {
-    m.name: m for m in (HelpfulHarmlessMaterial(), ScienceMaterial(), CultureMaterial(), MixedSourceMaterial())
+    m.name: m
+    for m in (HelpfulHarmlessMaterial(), ScienceMaterial(), CultureMaterial(), MixedSourceMaterial(),
+              MixedTaskMaterial())
 }
 
 # name -> one-line description (what `lit_iwpo scenario list` prints)
