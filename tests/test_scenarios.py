@@ -787,6 +787,17 @@ def test_judge_agrees_with_hand_labels_on_real_generations():
     assert ties <= 0.25  # the old judge tied 89 % of these pairs
 
 
+def test_mixed_source_judge_on_its_tuning_set():
+    """The mixed_source oracle's boilerplate lexicon was widened after reading these pairs (DPO on D_tr ∪ D_v at
+    seed 0, which learned the synthetic source's padding in words of its own: "Absolutely! Congratulations on your
+    project ..."): they are its tuning set, agreement reported as such (README); this guards what was tuned."""
+    from lit_iwpo.data.scenarios.agreement import agreement, read_labelled
+
+    rows = read_labelled(GENERATIONS / "mixed_source_tuning_dpo_trv_seed0.jsonl")
+    result = agreement(rows)
+    assert result.decided >= 20 and result.agree / result.decided >= 0.8
+
+
 def _labelled(path, rows):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
