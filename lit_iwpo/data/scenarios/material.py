@@ -120,7 +120,7 @@ class Material(ABC):
 
     def source_of(self, form: str) -> str:
         """The source that writes responses of ``form`` (materials with ``sources`` only)."""
-        raise NotImplementedError(f"{self.name}: this material has no response sources")
+        raise ValueError(f"{self.name}: this material has no response sources")
 
     # ---- analysis names ----------------------------------------------------------------------
     def group(self, topic: Topic, chosen: str, rejected: str, kind: str) -> str:
