@@ -8,6 +8,7 @@ import pytest
 import torch
 import yaml
 
+from lit_iwpo.data.scenarios import MATERIALS
 from lit_iwpo.cli import cli, main
 
 
@@ -212,13 +213,22 @@ def test_every_method_config_trains_on_every_scenario(tmp_path, method):
     declared = yaml.safe_load(method.read_text())
     train_on = declared.get("data", {}).get("train_on", "train")
     objective = declared["model"]["objective"]["class_path"]
+    weights = declared["model"]["objective"].get("init_args", {}).get("weights") or {}
+    anti_oracle = (weights.get("init_args") or {}).get("complement") is True
     for scenario in SCENARIO_CONFIGS:
         out = tmp_path / scenario.stem
-        run = cli(["fit", "--config", str(scenario), "--config", str(method),
-                   "--model.name_or_path", "tiny-llama", "--trainer.max_steps", "12",
-                   "--trainer.enable_progress_bar", "false", "--trainer.num_sanity_val_steps", "0",
-                   "--trainer.logger.init_args.save_dir", str(out), "--eval.win_rate", "false",
-                   "--data.eval_batch_size", "64"])
+        args = ["fit", "--config", str(scenario), "--config", str(method),
+                "--model.name_or_path", "tiny-llama", "--trainer.max_steps", "12",
+                "--trainer.enable_progress_bar", "false", "--trainer.num_sanity_val_steps", "0",
+                "--trainer.logger.init_args.save_dir", str(out), "--eval.win_rate", "false",
+                "--data.eval_batch_size", "64"]
+        name = yaml.safe_load(scenario.read_text())["data"]["train"].split(":")[1]
+        if anti_oracle and MATERIALS[name].default_shift == "a":
+            # no shift, so no irrelevant pair: 1 - relevant is 0 everywhere, and the run says so instead of training
+            with pytest.raises(ValueError, match="gives every pair weight 0 .*nothing would train"):
+                cli(args)
+            continue
+        run = cli(args)
         train_ids, val_ids = set(run.datamodule.splits["train"].ids), set(run.datamodule.splits["val"].ids)
         assert len(train_ids) == {"train": 400, "val": 32, "train+val": 432}[train_on]  # the scenario's sizes
         assert (val_ids <= train_ids) == (train_on != "train")
