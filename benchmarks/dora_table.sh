@@ -12,6 +12,7 @@
 # Timings on 2 cores: ~4-5 minutes per DPO-family run (DoRA adds one embedding pass, cached), ~11 per IW-DPO run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benchmarks/copy_runs.sh
 SEEDS=(${SEEDS:-0 1 2})
 M=configs/methods
 
@@ -19,14 +20,6 @@ lit_iwpo table --base configs/scenarios/mixed_source.yaml --out results/dora/mix
   --methods $M/dpo_tr_v.yaml $M/dpo_oracle_weights.yaml configs/dora/dora_source.yaml $M/iw_dpo_r_kmm.yaml
 
 OUT=results/dora/helpful_harmless
-mkdir -p "$OUT/runs"
-for m in dpo_tr_v iw_dpo_r_kmm; do
-  src=results/headroom/helpful_harmless/runs/$m
-  for seed in "${SEEDS[@]}"; do
-    if [[ -f $src/seed$seed/summary.json && ! -e $OUT/runs/$m/seed$seed ]]; then
-      mkdir -p "$OUT/runs/$m" && cp -r "$src/seed$seed" "$OUT/runs/$m/" && cp "$src/seed$seed.log" "$OUT/runs/$m/" || true
-    fi
-  done
-done
+copy_runs results/headroom/helpful_harmless "$OUT" "${SEEDS[*]}" dpo_tr_v iw_dpo_r_kmm
 lit_iwpo table --base configs/scenarios/helpful_harmless.yaml --out "$OUT" --seeds "${SEEDS[@]}" \
   --methods $M/dpo_tr_v.yaml $M/dora.yaml $M/iw_dpo_r_kmm.yaml

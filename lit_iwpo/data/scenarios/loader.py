@@ -196,6 +196,17 @@ def template_slots(template: str) -> set[str]:
     return {field for _, field, _, _ in string.Formatter().parse(template) if field is not None}
 
 
+def populations_and_ranks(c: Checker, d: dict[str, Any], schema: MaterialSchema) -> tuple[tuple[str, ...], dict]:
+    """The two populations and each one's rank of every form of ``schema`` (a material file's keys)."""
+    populations = c.names(d["populations"], "populations", 2)
+    ranks_in = c.obj(d["ranks"], "ranks", populations)
+    ranks = {}
+    for pop in populations:
+        table = c.obj(ranks_in[pop], f"ranks.{pop}", schema.forms)
+        ranks[pop] = {form: c.integer(v, f"ranks.{pop}.{form}") for form, v in table.items()}
+    return populations, ranks
+
+
 def validate_material(data: Any, source: str, schema: MaterialSchema, base: MaterialData | None = None) -> MaterialData:
     """Check one parsed material file against ``schema`` (see the module docstring for the format).
 
@@ -208,12 +219,7 @@ def validate_material(data: Any, source: str, schema: MaterialSchema, base: Mate
     c = Checker(source)
     d = c.obj(data, "", MATERIAL_KEYS)
     domains = c.names(d["domains"], "domains", 2)
-    populations = c.names(d["populations"], "populations", 2)
-    ranks_in = c.obj(d["ranks"], "ranks", populations)
-    ranks = {}
-    for pop in populations:
-        table = c.obj(ranks_in[pop], f"ranks.{pop}", schema.forms)
-        ranks[pop] = {form: c.integer(v, f"ranks.{pop}.{form}") for form, v in table.items()}
+    populations, ranks = populations_and_ranks(c, d, schema)
     templates = c.obj(d["templates"], "templates", ("train", "held_out"))
     train = c.texts(templates["train"], "templates.train")
     held_out = c.texts(templates["held_out"], "templates.held_out", min_len=N_HELD_OUT)
@@ -291,12 +297,7 @@ def validate_derived(data: Any, source: str, schema: MaterialSchema, base: Mater
         missing = [f for f in forms if f not in t["texts"]] + [f for f in features if f not in t["keywords"]]
         if missing:
             c.fail("topics_from", f"topic {t['key']!r} of {base_name!r} lacks {missing[0]!r}")
-    populations = c.names(d["populations"], "populations", 2)
-    ranks_in = c.obj(d["ranks"], "ranks", populations)
-    ranks = {}
-    for pop in populations:
-        table = c.obj(ranks_in[pop], f"ranks.{pop}", schema.forms)
-        ranks[pop] = {form: c.integer(v, f"ranks.{pop}.{form}") for form, v in table.items()}
+    populations, ranks = populations_and_ranks(c, d, schema)
     own_names = tuple(n for n in schema.wording if n not in base.wording)
     wording_in = c.obj(d["wording"], "wording", own_names)
     wording = dict(base.wording)
