@@ -4,6 +4,7 @@ importance weights, the weighted resampler (frequencies, shards, resume) and the
 from __future__ import annotations
 
 import csv
+import json
 import math
 from pathlib import Path
 
@@ -216,3 +217,29 @@ def test_iwpo_sampler_and_use_must_agree(tmp_path):
         cli(["fit", "--config", str(_config(tmp_path, _files(), **{
             "model.objective": loss, "trainer.max_steps": 1,
             "data.sampler": {"class_path": "lit_iwpo.data.sampler.WeightedResampler"}}))])
+
+
+def test_iwpo_assigns_test_pairs_to_the_nearest_cluster_and_reports_accuracy_per_cluster(tmp_path):
+    """D_te pairs go to the cluster whose centre (the mean of its training pairs' chosen embeddings, read back from
+    the per-split embedding cache) is nearest; test_pairs.jsonl names that cluster, and the logged per-cluster test
+    accuracy is the share of its pairs ranked right."""
+    emb = tmp_path / "emb"
+    weights = {**IWPO["init_args"]["weights"], "init_args": {**IWPO["init_args"]["weights"]["init_args"],
+                                                             "use": "loss", "cache_dir": str(emb)}}
+    run = cli(["fit", "--config", str(_config(tmp_path, _files(), **{
+        "model.objective": {**IWPO, "init_args": {"weights": weights}}, "trainer.max_steps": 2})),
+        "--eval.win_rate", "false"])
+    files = sorted(p.name.split("-")[1] for p in emb.glob("embeddings-*.pt"))
+    assert files == ["test", "train", "val"]  # one cache file per split, whatever the pool
+    train, test = (torch.load(next(emb.glob(f"embeddings-{s}-*.pt"))) for s in ("train", "test"))
+    src = run.model.objective.weights
+    assert train.shape[:2] == (24, 2) and test.shape[:2] == (4, 2)
+    centres = torch.stack([train[src.cluster == c, 0].mean(0) for c in range(2)])
+    nearest = torch.cdist(test[:, 0].double(), centres.double()).argmin(1).tolist()
+    records = [json.loads(line) for line in (Path(run.trainer.log_dir) / "test_pairs.jsonl").read_text().splitlines()]
+    assert [r["weight_group"] for r in records] == [f"cluster_{c}" for c in nearest]
+    logged = run.trainer.callback_metrics
+    for c in set(nearest):
+        mine = [r["correct"] for r in records if r["weight_group"] == f"cluster_{c}"]
+        assert float(logged[f"test/rewards/accuracies/cluster_{c}"]) == pytest.approx(sum(mine) / len(mine))
+    assert src.weight_summary()[f"iwpo/test_share/{nearest[0]}"] == pytest.approx(nearest.count(nearest[0]) / 4)

@@ -62,8 +62,9 @@ class DeploymentEval(L.Callback):
       orders for position-biased judges); ``test/win_rate`` counts ties as half. Generations are written to
       ``generations_test.jsonl`` in the run directory.
     - Per pair and per group: every D_te pair's implicit-reward margin and whether it ranks the pair right go to
-      ``test_pairs.jsonl`` (id, group, category, margin, correct), and the accuracy of each ``group`` of test
-      rows is logged as ``test/rewards/accuracies/<group>`` (no generation needed: the fast, low-variance
+      ``test_pairs.jsonl`` (id, group, category, margin, correct; ``weight_group`` where the weight source
+      assigns test pairs to groups, e.g. IWPO's clusters), and the accuracy of each ``group`` (and
+      ``weight_group``) of test rows is logged as ``test/rewards/accuracies/<group>`` (no generation needed: the fast, low-variance
       companion of the win rate); the win rate per prompt ``category`` (e.g. risky, benign) as
       ``test/win_rate/<category>``.
     - Weight quality, always over D_tr pairs only (so methods that also train on D_v, e.g. WPO on D_tr ∪ D_v,
@@ -143,7 +144,7 @@ class DeploymentEval(L.Callback):
         if isinstance(outputs, dict) and "margins" in outputs:
             self._pairs += list(zip(outputs["index"].tolist(), outputs["margins"].tolist()))
 
-    def _per_pair(self, trainer: L.Trainer) -> dict[str, float]:
+    def _per_pair(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
         """Per-group accuracies from every rank's pairs, and test_pairs.jsonl (rank 0)."""
         pairs = sorted(dict(_gather(self._pairs)).items())  # one entry per row, in split order
         if not pairs:
@@ -151,6 +152,11 @@ class DeploymentEval(L.Callback):
         data = trainer.datamodule.load_split("test")
         records = [{"id": data.ids[i], "group": data.rows[i].get("group"), "category": data.rows[i].get("category"),
                     "contested": data.rows[i].get("contested"), "margin": m, "correct": int(m > 0)} for i, m in pairs]
+        for source in pl_module.objective.weight_sources():  # e.g. IWPO's cluster of each test pair
+            groups = source.eval_groups([r["id"] for r in records]) if hasattr(source, "eval_groups") else None
+            if groups is not None:
+                for r, g in zip(records, groups):
+                    r["weight_group"] = g
         if trainer.is_global_zero:
             path = run_dir(trainer) / "test_pairs.jsonl"
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -158,7 +164,7 @@ class DeploymentEval(L.Callback):
         return pair_accuracies(records)
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        values: dict[str, float] = self._per_pair(trainer)
+        values: dict[str, float] = self._per_pair(trainer, pl_module)
         if self.win_rate:
             values.update(self._win_rate(trainer, pl_module))
         values.update(self._weight_quality(trainer, pl_module))

@@ -35,12 +35,14 @@ def is_rate(metric: str) -> bool:
 
 
 def pair_accuracies(records: Sequence[dict]) -> dict[str, float]:
-    """Accuracy per ``group`` of per-pair records (``correct``, ``group``, ``contested``), and over the
-    contested (the training population orders the contrast the other way) and uncontested pairs; keys
+    """Accuracy per ``group`` of per-pair records (``correct``, ``group``, ``contested``, ``weight_group``), over
+    the contested (the training population orders the contrast the other way) and uncontested pairs, and per
+    ``weight_group`` (a weight source's own grouping, e.g. IWPO's ``cluster_<c>``); keys
     ``test/rewards/accuracies/<group>``."""
     correct = [r["correct"] for r in records]
     out = group_means(correct, [r.get("group") for r in records])
     out.update(group_means(correct, [CONTESTED.get(r.get("contested")) for r in records]))
+    out.update(group_means(correct, [r.get("weight_group") for r in records]))
     return {f"test/rewards/accuracies/{g}": v for g, v in out.items()}
 
 

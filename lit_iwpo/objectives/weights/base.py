@@ -69,6 +69,11 @@ class WeightSource(ABC):
         """A group name per pair (e.g. its data source) for figures that split by group; None: no groups."""
         return None
 
+    def eval_groups(self, ids: list[str]) -> list[str | None] | None:
+        """A group name per evaluation (D_v, D_te) pair that this source assigned (e.g. IWPO's clusters), for
+        per-group test figures; None: this source has no such groups."""
+        return None
+
     @abstractmethod
     def train_weights(self, inputs: StepInputs, losses: Tensor) -> tuple[Tensor | None, dict[str, Tensor]]:
         """Weights [B] of this training batch (None: uniform) and extra metrics."""

@@ -5,8 +5,9 @@ At fit start (and at the ``ImportanceWeightRefresh`` callback's refreshes with `
 1. **Embeddings** of every training response, pooled from the frozen base (or the current policy), cached
    (:func:`~lit_iwpo.objectives.weights.embeddings.response_embeddings`).
 2. **Clusters**: faiss k-means into ``clusters`` clusters on the chosen responses' embeddings (a pair's cluster is
-   its chosen response's); D_v's pairs, when there are any, are assigned to the nearest centroid for the
-   ``iwpo/val_share/<c>`` figures.
+   its chosen response's). New data is assigned to the nearest centroid: D_v's pairs (``iwpo/val_share/<c>``)
+   and D_te's (``iwpo/test_share/<c>``; the deployment evaluation then also logs the test accuracy per cluster,
+   ``test/rewards/accuracies/cluster_<c>``).
 3. **Multi-cluster reward model (MCRM)**: a Bradley–Terry reward head per cluster on the embeddings (or one
    shared head: ``layout: shared``); a cluster with fewer than ``min_pairs`` pairs falls back to the shared head
    with a warning. Rewards of both responses of every pair are z-normalised within the pair's cluster. The
@@ -84,6 +85,7 @@ class ClusterRewardWeights(FixedAtFitStart, StoredWeights):
         self.use, self.pooling, self.model, self.holdout, self.l2 = use, pooling, model, holdout, l2
         self.seed, self.cache_dir, self.refresh_on = seed, cache_dir, refresh
         self.cluster: Tensor | None = None  # [N_tr] each pair's cluster
+        self.assigned: dict[str, int] = {}  # D_v and D_te pairs (not in training) -> their nearest centroid
         self.projection: Tensor | None = None  # [N_tr, 2] the chosen embeddings' first two principal components
         self.quality: dict[str, float] = {}
         self.ready = False
@@ -113,17 +115,19 @@ class ClusterRewardWeights(FixedAtFitStart, StoredWeights):
     @torch.no_grad()
     def compute(self, ctx: StepContext) -> None:
         n = len(self.store)
-        val = ctx.split("val")
         train_ids = set(self.store.ids)
-        val_rows = [i for i, sid in enumerate(val.ids) if sid not in train_ids] if val is not None else []
+        new = {}  # split -> its rows that are not training pairs (D_v may be part of the training set)
+        for split in ("val", "test"):
+            data = ctx.split(split)
+            if data is not None:
+                new[split] = [i for i, sid in enumerate(data.ids) if sid not in train_ids]
 
         def run():
             pool = [("train", i, side) for i in range(n) for side in ("chosen", "rejected")]
-            pool += [("val", i, "chosen") for i in val_rows] + [("val", i, "rejected") for i in val_rows]
+            pool += [(split, i, "chosen") for split, rows in new.items() for i in rows]
             root = Path(self.cache_dir) if self.cache_dir else cache_root() / "embeddings"
             x = response_embeddings(ctx, pool, self.pooling, self.model, root, desc="iwpo: embeddings")
             x_w, x_l = x[0:2 * n:2], x[1:2 * n:2]
-            x_val = x[2 * n:2 * n + len(val_rows)]
             k = min(self.n_clusters, n)
             centroids, cluster = kmeans(x_w, k, seed=self.seed)
             heads = fit_reward_heads(x_w, x_l, cluster, layout=self.layout, min_pairs=self.min_pairs, l2=self.l2,
@@ -131,13 +135,14 @@ class ClusterRewardWeights(FixedAtFitStart, StoredWeights):
             r = heads.reward(torch.cat([x_w, x_l]), torch.cat([cluster, cluster]))
             r_tilde = normalise_within(r, torch.cat([cluster, cluster]))[:n]
             w = resampling_weights(r_tilde, self.beta, self.clip)
-            val_cluster = assign(x_val, centroids) if len(val_rows) else torch.empty(0, dtype=torch.long)
+            x_new = x[2 * n:]
+            new_cluster = assign(x_new, centroids) if len(x_new) else torch.empty(0, dtype=torch.long)
             centred = x_w.double() - x_w.double().mean(0)
             _, _, v = torch.linalg.svd(centred, full_matrices=False)  # the chosen embeddings' first two PCs
             proj = (centred @ v[:2].T).float()
-            return w, r_tilde, cluster, val_cluster, heads.accuracy, heads.pairs, heads.fallback, proj
+            return w, r_tilde, cluster, new_cluster, heads.accuracy, heads.pairs, heads.fallback, proj
 
-        w, r_tilde, cluster, val_cluster, accuracy, pairs, fallback, proj = ctx.compute_once(run)
+        w, r_tilde, cluster, new_cluster, accuracy, pairs, fallback, proj = ctx.compute_once(run)
         if fallback:
             warnings.warn(f"IWPO: clusters {fallback} have fewer than {self.min_pairs} training pairs "
                           f"({[pairs[c] for c in fallback]}): they use the shared reward head", stacklevel=2)
@@ -154,9 +159,15 @@ class ClusterRewardWeights(FixedAtFitStart, StoredWeights):
                 pairs[c] for c in accuracy)
         quality["iwpo/clusters"] = float(k)
         quality["iwpo/fallback_clusters"] = float(len(fallback))
-        for c in range(k):
-            if len(val_cluster):
-                quality[f"iwpo/val_share/{c}"] = float((val_cluster == c).float().mean())
+        self.assigned, start = {}, 0
+        for split, rows in new.items():
+            assigned = new_cluster[start:start + len(rows)]
+            start += len(rows)
+            ids = ctx.split(split).ids
+            self.assigned.update({ids[i]: int(c) for i, c in zip(rows, assigned.tolist())})
+            for c in range(k):
+                if len(rows):
+                    quality[f"iwpo/{split}_share/{c}"] = float((assigned == c).float().mean())
         self.quality = quality
         if self._sampler is not None:
             self._sampler.set_weights(w)
@@ -193,6 +204,10 @@ class ClusterRewardWeights(FixedAtFitStart, StoredWeights):
             return None
         return [f"cluster {int(self.cluster[i])}" for i in self.store.index(ids).tolist()]
 
+    def eval_groups(self, ids: list[str]) -> list[str | None]:
+        """Each evaluation pair's cluster (``cluster_<c>``; None for a pair not assigned at fit start)."""
+        return [f"cluster_{self.assigned[sid]}" if sid in self.assigned else None for sid in ids]
+
     def weight_summary(self) -> dict[str, float]:
         out = super().weight_summary()
         if self.ready:
@@ -223,14 +238,16 @@ class ClusterRewardWeights(FixedAtFitStart, StoredWeights):
         state = super().state_dict()
         if self.ready:
             state.update(quality=dict(self.quality), cluster=self.cluster.clone(), ready=True,
-                         projection=self.projection, settings=self.settings())
+                         projection=self.projection, settings=self.settings(), assigned=dict(self.assigned))
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("ready") and state.get("settings") != self.settings():
-            state = {k: v for k, v in state.items() if k not in ("store", "ready", "quality", "cluster", "projection")}
+            state = {k: v for k, v in state.items()
+                     if k not in ("store", "ready", "quality", "cluster", "projection", "assigned")}
         super().load_state_dict(state)
         if state.get("ready"):
             self.quality, self.cluster, self.ready = dict(state["quality"]), state["cluster"], True
             self.projection = state.get("projection")
+            self.assigned = dict(state.get("assigned", {}))
             self._draw_stats = None
