@@ -64,18 +64,27 @@ def _to_cpu(value: Any) -> Any:
     return value
 
 
-def compute_once(fn: Callable[[], T], rank: int, world: int) -> T:
+def compute_once(fn: Callable[[], T], rank: int, world: int, everywhere: bool = False) -> T:
     """``fn()`` computed on rank 0 only and broadcast, so every rank holds the very same value.
 
     Every estimate of weights (and every statistic of them) goes through here: estimators with iterative
     solvers need not be bit-reproducible across processes, and a forward pass on D_v need not run on every
     rank. An exception on rank 0 is raised on every rank, so none is left waiting in a collective. ``fn``
-    must not itself run collectives (the other ranks are not there to match them).
+    must not itself run collectives (the other ranks are not there to match them), unless ``everywhere``:
+    then every rank runs ``fn`` (e.g. forwards of a sharded model, each a collective) and rank 0's value is
+    still the one every rank keeps.
     """
     if not _distributed(world):
         return fn()
     value: Any = None
-    if rank == 0:
+    if everywhere:
+        try:
+            value = _to_cpu(fn())
+        except Exception as err:  # noqa: BLE001
+            value = _Failed(err)
+        if rank != 0:
+            value = None
+    elif rank == 0:
         try:
             value = _to_cpu(fn())
         except Exception as err:  # noqa: BLE001 - re-raised below on every rank

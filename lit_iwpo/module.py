@@ -53,6 +53,7 @@ from lit_iwpo.models.refcache import (
 from lit_iwpo.models.scoring import ForwardRequest, Scorer
 from lit_iwpo.objectives import DPO, Objective, ObjectiveOutput, StepInputs
 from lit_iwpo.objectives.weights import Refreshable
+from lit_iwpo.parallel import ShardingSpec, is_sharded, parallelize, shard_module
 from lit_iwpo.progress import phase, progress
 from lit_iwpo.resume import epoch_closed, reopen_closed_epoch
 
@@ -145,7 +146,7 @@ class ModuleContext:
         return broadcast_object(obj, self.rank, self.world_size)
 
     def compute_once(self, fn: Callable[[], T]) -> T:
-        return compute_once(fn, self.rank, self.world_size)
+        return compute_once(fn, self.rank, self.world_size, everywhere=self._module.sharded)
 
     def progress(self, iterable: Iterable[T], desc: str, total: int | None = None) -> Iterable[T]:
         return progress(iterable, desc=desc, total=total, trainer=self._module._trainer)
@@ -192,7 +193,10 @@ class PreferenceModule(L.LightningModule):
         precompute_ref_logps: Compute reference log-probs once per split before training, cache them on
             disk (keyed by a fingerprint of data, tokenizer and model) and skip the reference forward.
         ref_cache_dir: Where those caches go (default: ``$LIT_IWPO_CACHE/ref_logps``).
-        gradient_checkpointing: Recompute activations in backward (less memory, ~30 % more time).
+        gradient_checkpointing: Recompute activations in backward (less memory, ~30 % more time); per decoder
+            layer, so also the activation checkpointing of FSDP runs.
+        sharding: How FSDP2 shards the model when ``trainer.strategy`` is Lightning's ``ModelParallelStrategy``
+            (see :mod:`lit_iwpo.parallel`); ignored otherwise.
         generation: Decoding settings for predict and win-rate evaluation.
         seed: Initialisation seed of tiny random models (pretrained weights ignore it).
     """
@@ -212,6 +216,7 @@ class PreferenceModule(L.LightningModule):
         precompute_ref_logps: bool = False,
         ref_cache_dir: Optional[str] = None,
         gradient_checkpointing: bool = False,
+        sharding: ShardingSpec = ShardingSpec(),
         generation: GenerationSpec = GenerationSpec(),
         seed: int = 0,
     ) -> None:
@@ -230,6 +235,7 @@ class PreferenceModule(L.LightningModule):
         self.objective = objective
         self.name_or_path = name_or_path
         self.lora = lora
+        self.sharding = sharding
         self.generation = generation
         self.policy: torch.nn.Module | None = None
         self.reference: torch.nn.Module | None = None  # only for full fine-tuning
@@ -277,6 +283,19 @@ class PreferenceModule(L.LightningModule):
         self.policy.train()
         for name, part in self.objective.parts(getattr(self.policy, "config", None)).items():
             self.objective_parts[name] = part
+        mesh = getattr(self, "_device_mesh", None)  # set by ModelParallelStrategy: FSDP2
+        if mesh is not None:
+            for model in (self.policy, self.reference):
+                if model is not None:
+                    parallelize(model, mesh, self.sharding)
+            for part in self.objective_parts.values():
+                shard_module(part, mesh)
+
+    @property
+    def sharded(self) -> bool:
+        """Whether the policy's parameters are sharded across processes (FSDP2): then every forward is a
+        collective, which every rank must run."""
+        return self.policy is not None and is_sharded(self.policy)
 
     def precision_context(self):
         """The trainer's autocast context: forwards outside the step hooks (reference cache, weight refresh)
@@ -333,7 +352,8 @@ class PreferenceModule(L.LightningModule):
 
             with phase(self.trainer, "reference_logps"):
                 scorer.ref_cache[split] = load_or_compute(path, data, compute, is_main=self.trainer.is_global_zero,
-                                                          barrier=self.trainer.strategy.barrier)
+                                                          barrier=self.trainer.strategy.barrier,
+                                                          everywhere=self.sharded)
 
     # ------------------------------------------------------------------ steps
     def _step(self, batch: PreferenceBatch, stage: str) -> ObjectiveOutput:
@@ -397,7 +417,7 @@ class PreferenceModule(L.LightningModule):
         ctx = nullcontext(self.policy) if use_adapter else self.scorer.reference_model()
         with ctx as model:
             return generate_texts(model, self.tokenizer, batch.input_ids, batch.attention_mask, self.generation,
-                                  seed_offset=int(batch.index[0]))
+                                  seed_offset=int(batch.index[0]), synced=self.sharded)
 
     def predict_step(self, batch: PromptBatch, batch_idx: int) -> list[dict[str, Any]]:
         responses = self.generate(batch)
@@ -436,8 +456,9 @@ class PreferenceModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if epoch_closed(checkpoint):
             reopen_closed_epoch(checkpoint)  # end-of-run checkpoints resume exactly (lit_iwpo.resume)
-        keep = self.trainable_state_keys()
-        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
+        if not self.sharded:  # FSDP2 saves a sharded checkpoint of the whole model, which it must find on resume
+            keep = self.trainable_state_keys()
+            checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
         rng = {
             "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -452,7 +473,8 @@ class PreferenceModule(L.LightningModule):
         checkpoint["lit_iwpo"] = {"objective": self.objective.state_dict(), "rng": rngs}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        missing = self.trainable_state_keys() - set(checkpoint["state_dict"])
+        # (a sharded checkpoint's tensors are loaded by the strategy; its metadata arrives here without them)
+        missing = self.trainable_state_keys() - set(checkpoint.get("state_dict", self.trainable_state_keys()))
         if self.policy is not None and missing:
             raise KeyError(f"checkpoint lacks {len(missing)} trainable tensors, e.g. {sorted(missing)[:3]}")
         state = checkpoint.get("lit_iwpo", {})
@@ -468,7 +490,16 @@ class PreferenceModule(L.LightningModule):
             random.setstate(rng["python"])
 
     # ------------------------------------------------------------- artefacts
-    def save_hf(self, out_dir: str | Path) -> Path:
+    def full_state_dict(self) -> dict[str, Tensor] | None:
+        """The policy's whole state dict, gathered from its shards, on rank 0 (empty on the others); every rank
+        must call this together. None when the policy is not sharded (its own state dict is whole)."""
+        if not self.sharded:
+            return None
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        return get_model_state_dict(self.policy, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+    def save_hf(self, out_dir: str | Path, state_dict: dict[str, Tensor] | None = None) -> Path:
         """Save the trained adapter (LoRA) or model (full fine-tuning) + tokenizer as a portable export.
 
         The folder loads from wherever it is copied to (see :mod:`lit_iwpo.models.trained`, and
@@ -479,7 +510,8 @@ class PreferenceModule(L.LightningModule):
         reproduces the trained policy; otherwise ``base_model_name_or_path`` names the base portably (hub id,
         lit_iwpo alias, absolute path of a user's model folder). ``lit_iwpo.json`` records the kind, the base and
         the run's model settings; the objective's trainable parts, if any, go to ``objective_parts.safetensors``.
-        A previous export in ``out_dir`` is replaced; any other non-empty folder is refused.
+        A previous export in ``out_dir`` is replaced; any other non-empty folder is refused. ``state_dict``: the
+        policy's whole state dict when its own is sharded (:meth:`full_state_dict`).
         """
         from lit_iwpo.models.trained import ExportInfo, export_dir, finish_export, portable_base, save_objective_parts
 
@@ -497,10 +529,11 @@ class PreferenceModule(L.LightningModule):
             if beside:
                 # the base is a pure function of the config: rebuild it rather than unwrapping the adapter
                 self._build_base().save_pretrained(tmp)
-            if lora:
-                self.policy.save_pretrained(tmp, selected_adapters=["default"])  # not the frozen named adapters
+            whole = {} if state_dict is None else {"state_dict": state_dict}
+            if lora:  # not the frozen named adapters
+                self.policy.save_pretrained(tmp, selected_adapters=["default"], **whole)
             else:
-                self.policy.save_pretrained(tmp)
+                self.policy.save_pretrained(tmp, **whole)
             self.tokenizer.save_pretrained(tmp)
             save_objective_parts(tmp, dict(self.objective_parts.state_dict()))
             finish_export(tmp, info)

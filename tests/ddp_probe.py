@@ -15,3 +15,32 @@ class StoreDump(L.Callback):
         if hasattr(source, "val_generator"):
             state["val_generator"] = source.val_generator.get_state()
         torch.save(state, os.path.join(os.environ["DDP_PROBE_DIR"], f"store_rank{trainer.global_rank}.pt"))
+
+
+class StepDump(L.Callback):
+    """Each step's loss averaged over ranks (the global batch's loss), and at the end of fit the trainable
+    parameters as whole tensors (gathered from their shards under FSDP2) and the stored weights, if any."""
+
+    def __init__(self) -> None:
+        self.losses = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        loss = outputs["loss"].detach().clone()
+        if trainer.world_size > 1:
+            torch.distributed.all_reduce(loss)
+            loss /= trainer.world_size
+        self.losses.append(float(loss))
+
+    def on_train_end(self, trainer, pl_module):
+        from torch.distributed.tensor import DTensor
+
+        params = {}
+        for name, p in pl_module.named_parameters():
+            if p.requires_grad:
+                full = p.full_tensor() if isinstance(p, DTensor) else p
+                params[name] = full.detach().cpu().clone()
+        sample = pl_module.objective.sample_weights()
+        state = {"losses": self.losses, "params": params,
+                 "weights": None if sample is None else (list(sample[0]), sample[1].detach().cpu().clone())}
+        if trainer.is_global_zero:
+            torch.save(state, os.path.join(os.environ["DDP_PROBE_DIR"], "steps.pt"))

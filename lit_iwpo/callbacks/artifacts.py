@@ -179,11 +179,13 @@ class RunArtifacts(L.Callback):
                 cb._last_checkpoint_saved = ""
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # a sharded (FSDP2) policy is gathered whole first: a collective, on every rank
+        whole = pl_module.full_state_dict() if self.save_hf else None
         if not trainer.is_global_zero:
             return
         out = run_dir(trainer)
         if self.save_hf:
-            pl_module.save_hf(out / "hf")
+            pl_module.save_hf(out / "hf", state_dict=whole)
         values: dict[str, Any] = {"global_step": trainer.global_step}
         loss = _scalar(trainer.callback_metrics.get("train/loss"))
         if loss is not None:

@@ -258,7 +258,18 @@ class PreferenceDataModule(L.LightningDataModule):
         if world > 1 and len(items) < world:
             raise DataError(f"split '{split}' has {len(items)} rows but {world} processes evaluate it: "
                             "every process needs at least one row")
+        if world > 1 and len(items) % world and self._sharded_model():
+            raise DataError(f"split '{split}' has {len(items)} rows for {world} processes: under FSDP every forward "
+                            f"is a collective, so every process must evaluate as many rows; use a multiple of {world} "
+                            "rows (or max_prompts), or DDP")
         return items[rank::world]
+
+    def _sharded_model(self) -> bool:
+        from lit_iwpo.parallel import is_sharded
+
+        module = getattr(getattr(self, "trainer", None), "lightning_module", None)
+        policy = getattr(module, "policy", None)
+        return policy is not None and is_sharded(policy)
 
     def _consumed_batches(self) -> int:
         trainer = getattr(self, "trainer", None)

@@ -29,13 +29,16 @@ class GenerationSpec:
 
 @torch.no_grad()
 def generate_texts(
-    model: nn.Module, tokenizer, input_ids: Tensor, attention_mask: Tensor, spec: GenerationSpec, seed_offset: int = 0
+    model: nn.Module, tokenizer, input_ids: Tensor, attention_mask: Tensor, spec: GenerationSpec, seed_offset: int = 0,
+    synced: bool = False,
 ) -> list[str]:
     """Continuations of left-padded prompts, decoded without special tokens.
 
     Sampling runs in a forked RNG seeded by ``spec.seed + seed_offset`` (callers pass the batch's first row
     index), so a batch gets the same samples whatever ran before, given the same batching (eval batch size
-    and number of processes), and the training RNG is never touched.
+    and number of processes), and the training RNG is never touched. ``synced`` (a sharded model, whose
+    forwards are collectives): every process keeps stepping until all have finished (transformers'
+    ``synced_gpus``).
     """
     was_training = model.training
     model.eval()
@@ -52,6 +55,7 @@ def generate_texts(
                 top_k=None,
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=tokenizer.eos_token_id,
+                synced_gpus=synced,
             )
     finally:
         model.train(was_training)

@@ -47,6 +47,15 @@ PLAIN_HEAD_MODELS = frozenset({"llama", "mistral", "mixtral", "qwen2", "qwen2_mo
                                "smollm3", "olmo2", "gemma"})
 
 
+def _is_fsdp(model: nn.Module) -> bool:
+    """Whether ``model`` is the root of an FSDP2 sharding (:func:`lit_iwpo.parallel.parallelize`)."""
+    try:
+        from torch.distributed.fsdp import FSDPModule
+    except ImportError:  # a torch without FSDP2
+        return False
+    return isinstance(model, FSDPModule)
+
+
 def _fast_path_parts(model: nn.Module) -> tuple[nn.Module, nn.Module] | None:
     """(decoder, lm_head) when logits are just ``lm_head(decoder(x))``; None otherwise (full forward)."""
     config = getattr(model, "config", None)
@@ -94,11 +103,20 @@ def response_logps(
     """
     mask = loss_mask[:, 1:].bool()
     targets = input_ids[:, 1:][mask]  # [N]
-    parts = _fast_path_parts(model)
+    sharded = _is_fsdp(model)
+    parts = None if sharded else _fast_path_parts(model)
     if parts is not None:
         decoder, head = parts
         hidden = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
         logits = head(hidden[:, :-1][mask])  # [N, V]
+    elif sharded:
+        # FSDP2 gathers the root's weights (embeddings, head) only in the root's own forward: go through it,
+        # asking for logits only at the positions where some row has a response token
+        keep = mask.any(0).nonzero().squeeze(-1)
+        out = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, logits_to_keep=keep,
+                    output_hidden_states=pool is not None)
+        logits = out.logits[mask[:, keep]]
+        hidden = out.hidden_states[-1] if pool is not None else None
     else:
         out = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False,
                     output_hidden_states=pool is not None)

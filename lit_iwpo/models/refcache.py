@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 
 
 def _update_tensor(h: "hashlib._Hash", t: Tensor) -> None:
+    from torch.distributed.tensor import DTensor
+
+    if isinstance(t, DTensor):  # a shard (FSDP2): hash the whole tensor (a collective: every rank is here)
+        t = t.full_tensor()
     t = t.detach().cpu().contiguous()
     if t.dtype in (torch.bfloat16, torch.float16):
         t = t.view(torch.int16)
@@ -128,11 +132,18 @@ def compute_reference_logps(
 
 
 def load_or_compute(path: Path, split: "SplitData", compute: Callable[[], Tensor], *, is_main: bool = True,
-                    barrier: Callable[[], None] = lambda: None) -> Tensor:
+                    barrier: Callable[[], None] = lambda: None, everywhere: bool = False) -> Tensor:
     """The cached [N, 2] log-probs at ``path``; the main process computes and writes them first if absent
-    (atomically, so other processes never read half a file), the others wait at ``barrier``."""
-    if is_main and not path.is_file():
-        values = compute()
+    (atomically, so other processes never read half a file), the others wait at ``barrier``. ``everywhere``
+    (a sharded model, whose forwards are collectives): every process runs ``compute`` when the file is absent,
+    the main process writes."""
+    missing = not path.is_file()
+    if everywhere:
+        barrier()  # every process has looked before the main one writes: they all compute, or none does
+        if missing:
+            values = compute()
+    if is_main and missing:
+        values = values if everywhere else compute()
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         torch.save({"ids": split.ids, "logps": values}, tmp)
