@@ -31,7 +31,11 @@ test: install
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow
 
+# speed and memory against TRL's DPOTrainer, the estimators at 10^6 points, our log-prob path (prints figures)
 benchmark: install
+	$(BIN)/python -m pip install -e ".[benchmark]"
+	$(BIN)/python benchmarks/vs_trl.py
+	$(BIN)/python benchmarks/estimator_scale.py
 	$(BIN)/python benchmarks/step_speed.py
 
 clean:
