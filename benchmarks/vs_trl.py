@@ -9,6 +9,8 @@ of the machine hits all alike:
   (lit_iwpo ``model.precompute_ref_logps``; TRL ``precompute_ref_log_probs=True``);
 - ``lit_dpo`` / ``trl_dpo``: the reference forward in every step (LoRA: the adapter disabled, in both);
 - ``lit_iw_dpo_r``: IW-DPO-R (KMM, batch pool, cached reference), the weighting's cost over DPO's step;
+- ``lit_tis_dpo``: TIS-DPO (token weights from contrastive system prompts, computed before training; cached
+  reference), the token weighting's cost over DPO's step;
 - ``lit_sft``: LoRA SFT on the same batches, the memory yardstick.
 
 Both trainers: float32, no gradient checkpointing (TRL's defaults turn both on; here they are off), no dropout,
@@ -34,7 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-VARIANTS = ("lit_dpo_cached", "trl_dpo_cached", "lit_dpo", "trl_dpo", "lit_iw_dpo_r", "lit_sft")
+VARIANTS = ("lit_dpo_cached", "trl_dpo_cached", "lit_dpo", "trl_dpo", "lit_iw_dpo_r", "lit_tis_dpo", "lit_sft")
 SCENARIO = "scenario:helpful_harmless:{split}?n_train={n}&n_val=16&n_test=4"
 MAX_LENGTH, MAX_PROMPT_LENGTH, LR, BETA = 128, 64, 5e-5, 0.1
 WARMUP = 2  # first steps of each run left out of the medians
@@ -71,6 +73,13 @@ def _run_lit(variant: str, steps: int, pairs: int, out: Path) -> dict:
         objective = {"class_path": "lit_iwpo.objectives.IWDPO",
                      "init_args": {"transform": "reward", "estimator": {"class_path": "lit_iwpo.weighting.KMM"},
                                    "warmup_steps": 1, "pool": "batch", "val_batch_size": 16, "beta": BETA}}
+    elif variant == "lit_tis_dpo":
+        contrast = {"class_path": "lit_iwpo.objectives.weights.ContrastivePrompts",
+                    "init_args": {"positive": "harmless", "negative": "harmful"}}
+        objective = {"class_path": "lit_iwpo.objectives.TISDPO",
+                     "init_args": {"beta": BETA, "token_weights": {
+                         "class_path": "lit_iwpo.objectives.weights.ContrastiveTokenWeights",
+                         "init_args": {"contrast": contrast, "cache_dir": str(out / "tis")}}}}
     n = pairs * steps
     cfg = {
         "seed_everything": 0, "test_after_fit": False,
@@ -78,7 +87,7 @@ def _run_lit(variant: str, steps: int, pairs: int, out: Path) -> dict:
                     "enable_checkpointing": False, "enable_progress_bar": False, "enable_model_summary": False,
                     "limit_val_batches": 0, "num_sanity_val_steps": 0, "default_root_dir": str(out)},
         "model": {"name_or_path": "smollm2-135m-instruct", "lr": LR, "objective": objective,
-                  "precompute_ref_logps": variant in ("lit_dpo_cached", "lit_iw_dpo_r"),
+                  "precompute_ref_logps": variant in ("lit_dpo_cached", "lit_iw_dpo_r", "lit_tis_dpo"),
                   "ref_cache_dir": str(out / "ref")},
         "artifacts": {"save_hf": False},
         "data": {"train": SCENARIO.format(split="train", n=n), "val": SCENARIO.format(split="val", n=n),
@@ -225,7 +234,7 @@ def main() -> None:
                 f, b = model_flops(total, resp, (total / (2 * args.pairs)) ** 2 * 2 * args.pairs, cfg)
                 fwd, bwd = fwd + f, bwd + b
             fwd, bwd = fwd / len(tok), bwd / len(tok)
-            flops = fwd + bwd + (0 if "cached" in v or v == "lit_iw_dpo_r" else fwd)
+            flops = fwd + bwd + (fwd if v == "lit_dpo" else 0)
             line += f"{flops / rate:>11.3f}{med[v] / (flops / rate):>12.2f}"
         else:
             line += f"{'':>11}{'':>12}"
@@ -238,8 +247,9 @@ def main() -> None:
 
     ratio("lit_dpo_cached", "trl_dpo_cached", "throughput, lit_iwpo / TRL, both caching the reference")
     ratio("lit_dpo", "trl_dpo", "throughput, lit_iwpo / TRL, neither caching")
-    if "lit_iw_dpo_r" in med and "lit_dpo_cached" in med:
-        print(f"{'IW-DPO-R step / DPO step (both cached reference)':<58}{med['lit_iw_dpo_r'] / med['lit_dpo_cached']:>6.2f}x")
+    for v, name in (("lit_iw_dpo_r", "IW-DPO-R"), ("lit_tis_dpo", "TIS-DPO")):
+        if v in med and "lit_dpo_cached" in med:
+            print(f"{name + ' step / DPO step (both cached reference)':<58}{med[v] / med['lit_dpo_cached']:>6.2f}x")
     if "lit_sft" in rss and "lit_dpo_cached" in rss:
         print(f"{'peak RSS, LoRA DPO (cached) / LoRA SFT':<58}{rss['lit_dpo_cached'] / rss['lit_sft']:>6.2f}x")
     if "lit_sft" in rss and "lit_dpo" in rss:
