@@ -611,3 +611,30 @@ def test_template_that_does_not_extend_the_prompt_names_row_and_field():
     assert msg == ("mem.jsonl, row 1, field 'chosen': the chat template's rendering of prompt + response does not "
                    "begin with its rendering of the prompt alone; set data.apply_chat_template: false or use a "
                    "tokenizer whose template does")
+
+
+def test_length_grouped_sampler_groups_lengths_keeps_every_row_and_shards():
+    """Each group of 2 global batches is sorted by length, longest first; an epoch is the same multiset of rows
+    as the plain shuffle; 2 ranks together see every row of each global batch once; padding per batch drops."""
+    from lit_iwpo.data.sampler import LengthGroupedSampler, ResumableSampler
+
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.randint(10, 200, (40,), generator=g).tolist()
+    plain = ResumableSampler().bind(40, seed=3, shuffle=True, rank=0, world_size=1)
+    grouped = LengthGroupedSampler(group=2).bind(40, seed=3, shuffle=True, rank=0, world_size=1,
+                                                 lengths=lengths, batch_size=4)
+    order, base = grouped.order(0), plain.order(0)
+    assert sorted(order) == sorted(base) == list(range(40))
+    for i in range(0, 40, 8):  # a group: 2 batches of 4, the same rows as the shuffle's, sorted
+        assert sorted(order[i:i + 8]) == sorted(base[i:i + 8])
+        assert [lengths[j] for j in order[i:i + 8]] == sorted((lengths[j] for j in base[i:i + 8]), reverse=True)
+
+    def padding(o):
+        return sum(max(lengths[j] for j in o[b:b + 4]) * 4 - sum(lengths[j] for j in o[b:b + 4])
+                   for b in range(0, 40, 4))
+
+    assert padding(order) < padding(base)
+    ranks = [LengthGroupedSampler(group=2).bind(40, seed=3, shuffle=True, rank=r, world_size=2,
+                                                lengths=lengths, batch_size=2).order(0) for r in (0, 1)]
+    for b in range(0, 20, 2):  # global batch b: rank 0's 2 rows and rank 1's 2 rows = a batch of the 1-rank order
+        assert sorted(ranks[0][b:b + 2] + ranks[1][b:b + 2]) == sorted(order[2 * b:2 * b + 4])

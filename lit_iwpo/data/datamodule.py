@@ -128,7 +128,8 @@ class PreferenceDataModule(L.LightningDataModule):
             must be prompt/chosen/rejected; each named column must exist in the source).
         pad_to_multiple_of: Pad batch widths to a multiple of this (stable shapes are faster).
         sampler: The training order (``class_path`` of a ``lit_iwpo.data.sampler.TrainSampler``); null: the
-            resumable epoch-seeded shuffle, ``ResumableSampler``. It is bound to the training split with this
+            resumable epoch-seeded shuffle, ``ResumableSampler`` (``LengthGroupedSampler``: batches of similar length,
+            less padding). It is bound to the training split with this
             module's ``seed`` and ``shuffle`` and the process's rank; its state travels in checkpoints.
     """
 
@@ -285,7 +286,10 @@ class PreferenceDataModule(L.LightningDataModule):
         return ResumableDataLoader(
             items,
             batch_size=self.batch_size,
-            sampler=self.sampler.bind(len(items), seed=self.seed, shuffle=self.shuffle, rank=rank, world_size=world),
+            sampler=self.sampler.bind(len(items), seed=self.seed, shuffle=self.shuffle, rank=rank, world_size=world,
+                                      lengths=[len(p.prompt) + max(len(p.chosen), len(p.rejected))
+                                               for _, _, p in items],
+                                      batch_size=self.batch_size),
             collate_fn=partial(collate_pairs, pad_id=self.tokenizer.pad_token_id, split="train",
                                pad_to_multiple_of=self.pad_to_multiple_of),
             num_workers=self.num_workers,

@@ -29,10 +29,13 @@ class TrainSampler(Sampler[int], ABC):
         # bound to nothing until the data module binds it; subclasses take their own options here
         self.bind(0, seed=0, shuffle=True, rank=0, world_size=1)
 
-    def bind(self, n: int, *, seed: int, shuffle: bool, rank: int, world_size: int) -> "TrainSampler":
-        """Attach to a split of ``n`` rows on this rank (called by the data module for every loader)."""
+    def bind(self, n: int, *, seed: int, shuffle: bool, rank: int, world_size: int,
+             lengths: list[int] | None = None, batch_size: int = 1) -> "TrainSampler":
+        """Attach to a split of ``n`` rows on this rank (called by the data module for every loader); ``lengths``
+        (each row's padded width in tokens) and ``batch_size`` for samplers that group by length."""
         self.n, self.seed, self.shuffle = n, seed, shuffle
         self.rank, self.world_size = rank, world_size
+        self.lengths, self.batch_size = lengths, batch_size
         self.epoch = 0
         self._skip = 0  # samples of this rank's share to skip on the next iteration (one-shot)
         return self
@@ -71,15 +74,51 @@ class ResumableSampler(TrainSampler):
     so all ranks take the same number of steps.
     """
 
-    def order(self, epoch: int) -> list[int]:
+    def order_all(self, epoch: int) -> list[int]:
+        """Every rank's indices of ``epoch`` in dealing order (rank r gets positions r, r + world, ...)."""
         if self.shuffle:
             gen = torch.Generator().manual_seed(self.seed + epoch)
             perm = torch.randperm(self.n, generator=gen).tolist()
         else:
             perm = list(range(self.n))
         per_rank = -(-self.n // self.world_size)
-        perm = (perm * (1 + per_rank * self.world_size // max(self.n, 1)))[: per_rank * self.world_size]
-        return perm[self.rank :: self.world_size]
+        return (perm * (1 + per_rank * self.world_size // max(self.n, 1)))[: per_rank * self.world_size]
+
+    def order(self, epoch: int) -> list[int]:
+        return self.order_all(epoch)[self.rank :: self.world_size]
+
+
+class LengthGroupedSampler(ResumableSampler):
+    """ResumableSampler's epoch permutation, cut into groups of ``group`` global batches, each group sorted by
+    length (longest first), so that a batch holds rows of similar length and pads less. The batches of a group
+    keep their order; each global batch is dealt to ranks as ResumableSampler deals. Deterministic by (seed,
+    epoch) and resumable like it. (As transformers' ``group_by_length``: randomness between groups, little
+    padding within.)
+
+    Args:
+        group: Global batches per sorted group (larger: less padding, less randomness in batch composition).
+    """
+
+    def __init__(self, group: int = 16) -> None:
+        if group < 1:
+            raise ValueError(f"data.sampler.init_args.group must be >= 1, got {group}")
+        self.group = group
+        super().__init__()
+
+    def order(self, epoch: int) -> list[int]:
+        world = self.world_size
+        full = super().order_all(epoch)  # every rank's indices, in dealing order
+        if self.lengths is None:
+            raise ValueError("LengthGroupedSampler needs the rows' lengths (bound by the data module)")
+        size = self.group * self.batch_size * world
+        grouped = []
+        for i in range(0, len(full), size):
+            chunk = sorted(full[i:i + size], key=lambda j: -self.lengths[j])  # stable: ties keep their order
+            # global batch b = chunk[b·B·W : (b+1)·B·W]; rank r takes its B rows of each, as dealt below
+            for b in range(0, len(chunk), self.batch_size * world):
+                batch = chunk[b:b + self.batch_size * world]
+                grouped += [batch[k * world + r] for k in range(len(batch) // world) for r in range(world)]
+        return grouped[self.rank :: world]
 
 
 class WeightedResampler(TrainSampler):
