@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from lit_iwpo.weighting.density_ratio import effective_sample_size, normalize_mean_one
+from lit_iwpo.weighting.nearest import nearest_centre
 
 
 def _faiss():
@@ -58,11 +59,7 @@ def kmeans(x: Tensor, k: int, *, seed: int = 0, niter: int = 25, nredo: int = 3,
 
 def assign(x: Tensor, centroids: Tensor) -> Tensor:
     """The nearest centroid (squared L2, faiss flat index) of each point of ``x`` [n, d]."""
-    faiss = _faiss()
-    index = faiss.IndexFlatL2(centroids.shape[1])
-    index.add(centroids.detach().float().contiguous().cpu().numpy())
-    _, nearest = index.search(x.detach().float().contiguous().cpu().numpy(), 1)
-    return torch.from_numpy(nearest[:, 0].copy()).long()
+    return nearest_centre(x, centroids)
 
 
 def normalise_within(r: Tensor, clusters: Tensor, eps: float = 1e-6) -> Tensor:

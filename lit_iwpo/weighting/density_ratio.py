@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from lit_iwpo.errors import ConfigError
+from lit_iwpo.weighting.nearest import nearest_centre
 
 __all__ = [
     "DensityRatioEstimator", "KMM", "KLIEP", "RuLSIF", "effective_sample_size", "normalize_mean_one",
@@ -367,11 +368,9 @@ class KMM(DensityRatioEstimator):
         # quantised: m training points drawn as centres, every point in its nearest centre's cell; x_c is the
         # cell's total weight (count_c × the weight each of its points gets), so the QP keeps KMM's form with
         # per-cell bounds 0 <= x_c <= count_c B and the jitter 1e-5 Σ_i b_i² = Σ_c 1e-5 x_c² / count_c
-        from lit_iwpo.weighting.clusters import assign
-
         gen = torch.Generator().manual_seed(self.seed)
         cz = ztr[torch.randperm(n, generator=gen)[:m].to(ztr.device)]
-        cell = assign(ztr, cz).to(ztr.device)
+        cell = nearest_centre(ztr, cz).to(ztr.device)
         counts = torch.bincount(cell, minlength=m).to(ztr.dtype)
         used = counts > 0  # a centre duplicated by another takes no points
         cz, counts = cz[used], counts[used]
