@@ -8,7 +8,10 @@ of the machine hits all alike:
 - ``lit_dpo_cached`` / ``trl_dpo_cached``: LoRA DPO with reference log-probs computed once before training
   (lit_iwpo ``model.precompute_ref_logps``; TRL ``precompute_ref_log_probs=True``);
 - ``lit_dpo`` / ``trl_dpo``: the reference forward in every step (LoRA: the adapter disabled, in both);
-- ``lit_iw_dpo_r``: IW-DPO-R (KMM, batch pool, cached reference), the weighting's cost over DPO's step;
+- ``lit_iw_dpo_r``: IW-DPO-R (KMM, batch pool, cached reference), the weighting's cost over DPO's step: the
+  paper's Algorithm 1 scores a fresh validation batch (16 pairs) with the policy at every step;
+- ``lit_iw_dpo_r_k8``: the same with ``val_transforms_every: 8`` (a validation batch scored every 8 steps, its
+  transforms reused for the next 7 estimates; ours, beyond the paper);
 - ``lit_tis_dpo``: TIS-DPO (token weights from contrastive system prompts, computed before training; cached
   reference), the token weighting's cost over DPO's step;
 - ``lit_sft``: LoRA SFT on the same batches, the memory yardstick.
@@ -36,7 +39,9 @@ import tempfile
 import time
 from pathlib import Path
 
-VARIANTS = ("lit_dpo_cached", "trl_dpo_cached", "lit_dpo", "trl_dpo", "lit_iw_dpo_r", "lit_tis_dpo", "lit_sft")
+VARIANTS = ("lit_dpo_cached", "trl_dpo_cached", "lit_dpo", "trl_dpo", "lit_iw_dpo_r", "lit_iw_dpo_r_k8", "lit_tis_dpo",
+            "lit_sft")
+VAL_PAIRS = 16  # IW-DPO-R's validation batch
 SCENARIO = "scenario:helpful_harmless:{split}?n_train={n}&n_val=16&n_test=4"
 MAX_LENGTH, MAX_PROMPT_LENGTH, LR, BETA = 128, 64, 5e-5, 0.1
 WARMUP = 2  # first steps of each run left out of the medians
@@ -69,10 +74,11 @@ def _run_lit(variant: str, steps: int, pairs: int, out: Path) -> dict:
     objective = {"class_path": "lit_iwpo.objectives.DPO", "init_args": {"beta": BETA}}
     if variant == "lit_sft":
         objective = {"class_path": "lit_iwpo.objectives.SFT"}
-    elif variant == "lit_iw_dpo_r":
+    elif variant.startswith("lit_iw_dpo_r"):
         objective = {"class_path": "lit_iwpo.objectives.IWDPO",
                      "init_args": {"transform": "reward", "estimator": {"class_path": "lit_iwpo.weighting.KMM"},
-                                   "warmup_steps": 1, "pool": "batch", "val_batch_size": 16, "beta": BETA}}
+                                   "warmup_steps": 1, "pool": "batch", "val_batch_size": VAL_PAIRS, "beta": BETA,
+                                   "val_transforms_every": _every(variant)}}
     elif variant == "lit_tis_dpo":
         contrast = {"class_path": "lit_iwpo.objectives.weights.ContrastivePrompts",
                     "init_args": {"positive": "harmless", "negative": "harmful"}}
@@ -87,7 +93,7 @@ def _run_lit(variant: str, steps: int, pairs: int, out: Path) -> dict:
                     "enable_checkpointing": False, "enable_progress_bar": False, "enable_model_summary": False,
                     "limit_val_batches": 0, "num_sanity_val_steps": 0, "default_root_dir": str(out)},
         "model": {"name_or_path": "smollm2-135m-instruct", "lr": LR, "objective": objective,
-                  "precompute_ref_logps": variant in ("lit_dpo_cached", "lit_iw_dpo_r", "lit_tis_dpo"),
+                  "precompute_ref_logps": variant not in ("lit_dpo", "lit_sft"),
                   "ref_cache_dir": str(out / "ref")},
         "artifacts": {"save_hf": False},
         "data": {"train": SCENARIO.format(split="train", n=n), "val": SCENARIO.format(split="val", n=n),
@@ -99,6 +105,11 @@ def _run_lit(variant: str, steps: int, pairs: int, out: Path) -> dict:
     run.trainer.callbacks.append(StepTimer())
     run.trainer.fit(run.model, datamodule=run.datamodule)
     return {"times": times, "tokens": tokens}
+
+
+def _every(variant: str) -> int:
+    """IW-DPO-R's ``val_transforms_every`` of a variant (``..._k8``: 8)."""
+    return int(variant.rsplit("_k", 1)[1]) if "_k" in variant else 1
 
 
 def _run_trl(variant: str, steps: int, pairs: int, out: Path) -> dict:
@@ -235,6 +246,8 @@ def main() -> None:
                 fwd, bwd = fwd + f, bwd + b
             fwd, bwd = fwd / len(tok), bwd / len(tok)
             flops = fwd + bwd + (fwd if v == "lit_dpo" else 0)
+            if v.startswith("lit_iw_dpo_r"):  # + the policy forward of the validation batch (approximated by
+                flops += fwd * VAL_PAIRS / args.pairs / _every(v)  # training pairs' length), amortised over k
             line += f"{flops / rate:>11.3f}{med[v] / (flops / rate):>12.2f}"
         else:
             line += f"{'':>11}{'':>12}"
@@ -247,7 +260,8 @@ def main() -> None:
 
     ratio("lit_dpo_cached", "trl_dpo_cached", "throughput, lit_iwpo / TRL, both caching the reference")
     ratio("lit_dpo", "trl_dpo", "throughput, lit_iwpo / TRL, neither caching")
-    for v, name in (("lit_iw_dpo_r", "IW-DPO-R"), ("lit_tis_dpo", "TIS-DPO")):
+    for v, name in (("lit_iw_dpo_r", "IW-DPO-R"), ("lit_iw_dpo_r_k8", "IW-DPO-R, val batch every 8"),
+                    ("lit_tis_dpo", "TIS-DPO")):
         if v in med and "lit_dpo_cached" in med:
             print(f"{name + ' step / DPO step (both cached reference)':<58}{med[v] / med['lit_dpo_cached']:>6.2f}x")
     if "lit_sft" in rss and "lit_dpo_cached" in rss:
