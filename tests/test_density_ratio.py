@@ -276,6 +276,22 @@ def test_kliep_cv_picks_a_grid_width_and_fixed_width_skips_cv():
     assert float(w.double().mean()) == pytest.approx(1.0, abs=1e-4)  # constraint mean r_tr = 1
 
 
+def test_kliep_cv_on_a_validation_subset_picks_the_full_cvs_width_and_fits_on_all_points():
+    """Above cv_max_val the width CV runs on a subset; on a problem whose best width is clear it picks the
+    same width as the CV on all points, and the final fit (all validation points, same centres) is then
+    the very same: identical weights. Below the cap nothing changes."""
+    ztr, zv, _, _ = make_data("shift1d", n_tr=400, n_v=600)
+    grid = (0.05, 1.0, 8.0)
+    full, sub = KLIEP(sigma_grid=grid, cv_max_val=None), KLIEP(sigma_grid=grid, cv_max_val=200)
+    w_full, w_sub = full(ztr, zv), sub(ztr, zv)
+    assert sub.last_params["gamma"] == full.last_params["gamma"]
+    assert sub.last_params["cv_scores"] != full.last_params["cv_scores"]  # the subset's own scores
+    torch.testing.assert_close(w_sub, w_full)
+    torch.testing.assert_close(KLIEP(sigma_grid=grid, cv_max_val=600)(ztr, zv), w_full)
+    with pytest.raises(ValueError, match="cv_max_val must be >= n_folds"):
+        KLIEP(cv_max_val=3)
+
+
 # ----------------------------------------------------------------------------- RuLSIF
 def np_theta(phi_tr, phi_v, alpha, lam):
     H = alpha * phi_v.T @ phi_v / len(phi_v) + (1 - alpha) * phi_tr.T @ phi_tr / len(phi_tr)
