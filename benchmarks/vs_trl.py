@@ -8,6 +8,8 @@ of the machine hits all alike:
 - ``lit_dpo_cached`` / ``trl_dpo_cached``: LoRA DPO with reference log-probs computed once before training
   (lit_iwpo ``model.precompute_ref_logps``; TRL ``precompute_ref_log_probs=True``);
 - ``lit_dpo`` / ``trl_dpo``: the reference forward in every step (LoRA: the adapter disabled, in both);
+- ``lit_dpo_cached_2row``: ``lit_dpo_cached`` with ``model.share_prompt: false`` (each pair as two rows, prompt
+  computed twice, as TRL does): what running each prompt once gains;
 - ``lit_iw_dpo_r``: IW-DPO-R (KMM, batch pool, cached reference), the weighting's cost over DPO's step: the
   paper's Algorithm 1 scores a fresh validation batch (16 pairs) with the policy at every step;
 - ``lit_iw_dpo_r_k8``: the same with ``val_transforms_every: 8`` (a validation batch scored every 8 steps, its
@@ -39,8 +41,8 @@ import tempfile
 import time
 from pathlib import Path
 
-VARIANTS = ("lit_dpo_cached", "trl_dpo_cached", "lit_dpo", "trl_dpo", "lit_iw_dpo_r", "lit_iw_dpo_r_k8", "lit_tis_dpo",
-            "lit_sft")
+VARIANTS = ("lit_dpo_cached", "trl_dpo_cached", "lit_dpo", "trl_dpo", "lit_dpo_cached_2row", "lit_iw_dpo_r",
+            "lit_iw_dpo_r_k8", "lit_tis_dpo", "lit_sft")
 VAL_PAIRS = 16  # IW-DPO-R's validation batch
 SCENARIO = "scenario:helpful_harmless:{split}?n_train={n}&n_val=16&n_test=4"
 MAX_LENGTH, MAX_PROMPT_LENGTH, LR, BETA = 128, 64, 5e-5, 0.1
@@ -61,12 +63,16 @@ def _run_lit(variant: str, steps: int, pairs: int, out: Path) -> dict:
     from lit_iwpo.cli import cli
 
     times: list[float] = []
-    tokens: list[tuple[int, int]] = []
+    tokens: list[tuple[int, int, int]] = []
+    shared = variant != "lit_dpo_cached_2row"
 
     class StepTimer(L.Callback):
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
             self.t0 = time.perf_counter()
-            tokens.append((int(batch.attention_mask.sum()), int(batch.loss_mask.sum())))
+            total, resp = int(batch.attention_mask.sum()), int(batch.loss_mask.sum())
+            b = len(batch)  # tokens the forward runs: with a shared prompt, the rejected rows' prompts are not run
+            rejected_prompts = int(batch.attention_mask[b:].sum() - batch.loss_mask[b:].sum())
+            tokens.append((total, resp, total - rejected_prompts if shared else total))
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             times.append(time.perf_counter() - self.t0)
@@ -93,6 +99,7 @@ def _run_lit(variant: str, steps: int, pairs: int, out: Path) -> dict:
                     "enable_checkpointing": False, "enable_progress_bar": False, "enable_model_summary": False,
                     "limit_val_batches": 0, "num_sanity_val_steps": 0, "default_root_dir": str(out)},
         "model": {"name_or_path": "smollm2-135m-instruct", "lr": LR, "objective": objective,
+                  "share_prompt": variant != "lit_dpo_cached_2row",
                   "precompute_ref_logps": variant not in ("lit_dpo", "lit_sft"),
                   "ref_cache_dir": str(out / "ref")},
         "artifacts": {"save_hf": False},
@@ -232,17 +239,19 @@ def main() -> None:
     print(f"\nLoRA training step on SmolLM2-135M-Instruct, {args.pairs} pairs/step, float32, CPU "
           f"({os.cpu_count()} cores), {args.rounds} rounds × {args.steps} steps (first {WARMUP} of each dropped)")
     print(f"float32 matmul rate on the model's shapes: {rate / 1e9:.1f} GFLOP/s\n")
-    print(f"{'variant':<16}{'step (s)':>10}{'pairs/s':>10}{'tokens/step':>13}{'bound (s)':>11}{'step/bound':>12}"
+    print(f"{'variant':<21}{'step (s)':>10}{'pairs/s':>10}{'tokens/step':>13}{'bound (s)':>11}{'step/bound':>12}"
           f"{'peak RSS (MiB)':>16}")
     for v in args.variants:
         tok = results[v][0]["tokens"]
-        mean_tokens = statistics.mean(t for t, _ in tok)
-        line = f"{v:<16}{med[v]:>10.3f}{args.pairs / med[v]:>10.2f}{mean_tokens:>13.0f}"
+        mean_tokens = statistics.mean(t[0] for t in tok)
+        line = f"{v:<21}{med[v]:>10.3f}{args.pairs / med[v]:>10.2f}{mean_tokens:>13.0f}"
         if v.startswith("lit") and v != "lit_sft":
-            # the bound from lit_iwpo's own batches (real tokens; rows are chosen then rejected responses)
+            # the bound from lit_iwpo's own batches: the real tokens its forward runs (with a shared prompt, one row
+            # [prompt | chosen | rejected] per pair; otherwise two rows per pair)
             fwd = bwd = 0.0
-            for total, resp in tok:
-                f, b = model_flops(total, resp, (total / (2 * args.pairs)) ** 2 * 2 * args.pairs, cfg)
+            for _, resp, run in tok:
+                rows = args.pairs if v != "lit_dpo_cached_2row" else 2 * args.pairs
+                f, b = model_flops(run, resp, (run / rows) ** 2 * rows, cfg)
                 fwd, bwd = fwd + f, bwd + b
             fwd, bwd = fwd / len(tok), bwd / len(tok)
             flops = fwd + bwd + (fwd if v == "lit_dpo" else 0)
@@ -260,6 +269,8 @@ def main() -> None:
 
     ratio("lit_dpo_cached", "trl_dpo_cached", "throughput, lit_iwpo / TRL, both caching the reference")
     ratio("lit_dpo", "trl_dpo", "throughput, lit_iwpo / TRL, neither caching")
+    ratio("lit_dpo_cached_2row", "trl_dpo_cached", "throughput, lit_iwpo two-row layout / TRL, both caching")
+    ratio("lit_dpo_cached", "lit_dpo_cached_2row", "throughput, shared prompt / two-row layout (lit_iwpo)")
     for v, name in (("lit_iw_dpo_r", "IW-DPO-R"), ("lit_iw_dpo_r_k8", "IW-DPO-R, val batch every 8"),
                     ("lit_tis_dpo", "TIS-DPO")):
         if v in med and "lit_dpo_cached" in med:

@@ -122,13 +122,15 @@ class ModuleContext:
     def fingerprint(self, what: str) -> str:
         """Cache key part of ``what``: ``reference`` (the frozen base), ``policy`` (as it is now, adapter
         included), a loaded adapter's name, ``tokenizer``, or ``data:SPLIT`` (sample ids and token ids); models
-        include the trainer's precision."""
+        include the trainer's precision and the forward layout (``share_prompt``)."""
         module = self._module
         if what.startswith("data:"):
             return data_fingerprint(self._datamodule.load_split(what[5:]))
         if what == "tokenizer":
             return tokenizer_fingerprint(self._datamodule.tokenizer)
         precision = str(module._trainer.precision) if module._trainer is not None else ""
+        if module.scorer.share_prompt:  # the same numbers up to rounding, but not the same bits
+            precision += "|shared-prompt"
         if what == "policy":
             return f"policy|{model_fingerprint(module.scorer.policy, skip='')}|{precision}"
         with module.scorer.reference_model() as ref:
@@ -195,6 +197,10 @@ class PreferenceModule(L.LightningModule):
         ref_cache_dir: Where those caches go (default: ``$LIT_IWPO_CACHE/ref_logps``).
         gradient_checkpointing: Recompute activations in backward (less memory, ~30 % more time); per decoder
             layer, so also the activation checkpointing of FSDP runs.
+        share_prompt: Run each pair's prompt once, in one row ``[prompt | chosen | rejected]`` whose rejected
+            half attends to the prompt but not to the chosen response (a custom attention mask): the two-row
+            numbers up to rounding, with the prompt's tokens computed once. Used where the model allows it (a
+            plain LM head or FSDP2 sharding, SDPA or eager attention); elsewhere the two-row layout.
         sharding: How FSDP2 shards the model when ``trainer.strategy`` is Lightning's ``ModelParallelStrategy``
             (see :mod:`lit_iwpo.parallel`); ignored otherwise.
         generation: Decoding settings for predict and win-rate evaluation.
@@ -216,6 +222,7 @@ class PreferenceModule(L.LightningModule):
         precompute_ref_logps: bool = False,
         ref_cache_dir: Optional[str] = None,
         gradient_checkpointing: bool = False,
+        share_prompt: bool = True,
         sharding: ShardingSpec = ShardingSpec(),
         generation: GenerationSpec = GenerationSpec(),
         seed: int = 0,
@@ -275,7 +282,8 @@ class PreferenceModule(L.LightningModule):
             reference, policy = None, load_adapter(base, self.hparams.init_policy, trainable=True)
         else:
             reference, policy = None, apply_lora(base, self.lora)
-        self.scorer = Scorer(policy, reference, precision=self.precision_context)
+        self.scorer = Scorer(policy, reference, precision=self.precision_context,
+                             share_prompt=self.hparams.share_prompt)
         # extra named adapters ride on the same base, frozen (full fine-tuning: on the reference copy)
         self.scorer.load_adapters({**self.objective.request.adapters, **self.objective.adapters()})
         self.policy, self.reference = self.scorer.policy, self.scorer.reference

@@ -83,10 +83,11 @@ def _kept_trainable_flags(model: nn.Module) -> Iterator[None]:
             p.requires_grad_(flag)
 
 
-def _forward(model: nn.Module, batch: PreferenceBatch, request: ForwardRequest | None) -> LogProbs:
+def _forward(model: nn.Module, batch: PreferenceBatch, request: ForwardRequest | None,
+             share_prompt: bool = False) -> LogProbs:
     req = request or ForwardRequest()
     return response_logps(model, batch.input_ids, batch.attention_mask, batch.loss_mask,
-                          return_logits=req.logits, pool=req.embeddings)
+                          return_logits=req.logits, pool=req.embeddings, share_prompt=share_prompt)
 
 
 class Scorer:
@@ -97,11 +98,14 @@ class Scorer:
         reference: A frozen copy for full fine-tuning; None means the policy with its adapters disabled.
         precision: Returns the context every forward outside the training step runs in (the trainer's
             autocast), so reference caches and weight transforms see the numbers training sees.
+        share_prompt: Run each pair's prompt once (``response_logps``' shared-prompt layout) where the model
+            allows it.
     """
 
     def __init__(self, policy: nn.Module, reference: nn.Module | None = None,
-                 precision: Callable[[], ContextManager] | None = None) -> None:
+                 precision: Callable[[], ContextManager] | None = None, share_prompt: bool = False) -> None:
         self.policy = policy
+        self.share_prompt = share_prompt
         self.reference = reference
         self.precision = precision or nullcontext
         self.ref_cache: dict[str, Tensor] = {}  # split -> [N, 2] (chosen, rejected) precomputed reference log-probs
@@ -189,12 +193,12 @@ class Scorer:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if model == POLICY:
             if mode == "train":
-                return _forward(self.policy, batch, request)
+                return _forward(self.policy, batch, request, self.share_prompt)
             was_training = self.policy.training
             self.policy.eval()
             try:
                 with torch.no_grad(), self.precision():
-                    return _forward(self.policy, batch, request)
+                    return _forward(self.policy, batch, request, self.share_prompt)
             finally:
                 self.policy.train(was_training)
         if model == REFERENCE:
@@ -203,6 +207,6 @@ class Scorer:
             if use_cache and plain and (cached := self.cached_reference(batch)) is not None:
                 return cached
             with torch.no_grad(), self.reference_model() as ref, self.precision():
-                return _forward(ref, batch, request)
+                return _forward(ref, batch, request, self.share_prompt)
         with torch.no_grad(), self.adapter_model(model) as adapted, self.precision():
-            return _forward(adapted, batch, request)
+            return _forward(adapted, batch, request, self.share_prompt)
