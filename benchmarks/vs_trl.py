@@ -164,13 +164,21 @@ def _run_trl(variant: str, steps: int, pairs: int, out: Path) -> dict:
 
 
 def one(variant: str, steps: int, pairs: int) -> dict:
-    torch_threads = os.environ.get("OMP_NUM_THREADS")
+    import torch
+
     with tempfile.TemporaryDirectory() as tmp:
         run = _run_trl if variant.startswith("trl") else _run_lit
         result = run(variant, steps, pairs, Path(tmp))
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    result["threads"] = torch_threads
+    result["threads"] = torch.get_num_threads()  # after the run: what each trainer left torch using
     return result
+
+
+def step_time(variant: str, times: list[float]) -> float:
+    """A run's step time: the median after the warm-up steps; for IW-DPO-R scoring its validation batch every k
+    steps, the mean over one whole cycle of k steps (the scoring step and the k − 1 that reuse it)."""
+    k = _every(variant)
+    return statistics.median(times[WARMUP:]) if k == 1 else statistics.mean(times[WARMUP:WARMUP + k])
 
 
 # ------------------------------------------------------------------------------------------- compute bound
@@ -212,6 +220,9 @@ def main() -> None:
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=VARIANTS)
     ap.add_argument("--one", choices=VARIANTS, help=argparse.SUPPRESS)  # internal: run one variant, print JSON
     args = ap.parse_args()
+    # a whole validation cycle of every IW-DPO-R variant after the warm-up: it scores at step 1 (its estimates start
+    # after 1 warm-up step), then at 1 + k, ...; the cycle measured is steps WARMUP .. WARMUP + k - 1
+    args.steps = max([args.steps] + [WARMUP + _every(v) for v in args.variants if v.startswith("lit_iw_dpo_r")])
     if args.one:
         print("RESULT " + json.dumps(one(args.one, args.steps, args.pairs)))
         return
@@ -225,7 +236,7 @@ def main() -> None:
             if proc.returncode or not line:
                 sys.exit(f"{v} failed:\n{proc.stderr[-3000:]}")
             results[v].append(json.loads(line[0][7:]))
-            print(f"round {r + 1}/{args.rounds} {v}: median {statistics.median(results[v][-1]['times'][WARMUP:]):.3f} s",
+            print(f"round {r + 1}/{args.rounds} {v}: {step_time(v, results[v][-1]['times']):.3f} s/step",
                   flush=True)
 
     from transformers import AutoConfig
@@ -234,10 +245,13 @@ def main() -> None:
 
     cfg = AutoConfig.from_pretrained(resolve_pretrained("smollm2-135m-instruct"))
     rate = matmul_rate(cfg)
-    med = {v: statistics.median([t for run in runs for t in run["times"][WARMUP:]]) for v, runs in results.items()}
+    med = {v: statistics.median([step_time(v, run["times"]) for run in runs] if _every(v) > 1 else
+                                [t for run in runs for t in run["times"][WARMUP:]]) for v, runs in results.items()}
     rss = {v: max(run["peak_rss_mib"] for run in runs) for v, runs in results.items()}
     print(f"\nLoRA training step on SmolLM2-135M-Instruct, {args.pairs} pairs/step, float32, CPU "
-          f"({os.cpu_count()} cores), {args.rounds} rounds × {args.steps} steps (first {WARMUP} of each dropped)")
+          f"({os.cpu_count()} cores), {args.rounds} rounds × {args.steps} steps (first {WARMUP} of each dropped; "
+          f"IW-DPO-R every k: the mean over one cycle of k steps); torch threads per variant: "
+          f"{ {v: runs[0]['threads'] for v, runs in results.items()} }")
     print(f"float32 matmul rate on the model's shapes: {rate / 1e9:.1f} GFLOP/s\n")
     print(f"{'variant':<21}{'step (s)':>10}{'pairs/s':>10}{'tokens/step':>13}{'bound (s)':>11}{'step/bound':>12}"
           f"{'peak RSS (MiB)':>16}")
