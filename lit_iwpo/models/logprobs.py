@@ -125,10 +125,10 @@ def shared_prompt_layout(input_ids: Tensor, attention_mask: Tensor, loss_mask: T
     q_seg, k_seg = seg[:, :, None], seg[:, None, :]
     allowed = causal & (k_seg != 3) & ~((q_seg == 2) & (k_seg == 1))
     allowed |= torch.eye(length, dtype=torch.bool, device=device)  # padding queries see themselves (no NaN)
-    pair = torch.arange(rows, device=device) % b
-    shift = torch.where(torch.arange(rows, device=device)[:, None] >= b, (col >= plen[:, None]) * c.repeat(2)[:, None],
-                        0)
-    source = (pair[:, None] * length + col + shift).masked_fill(~in_real, 0)
+    row = torch.arange(rows, device=device)[:, None]
+    # a rejected row's response sits after its pair's chosen response in the packed row: shifted by c
+    shift = ((row >= b) & (col >= plen[:, None])) * c.repeat(2)[:, None]
+    source = ((row % b) * length + col + shift).masked_fill(~in_real, 0)
     return SharedPromptLayout(input_ids=ids, position_ids=position_ids, allowed=allowed, source=source)
 
 
