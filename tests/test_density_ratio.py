@@ -479,3 +479,31 @@ def test_chunked_kernel_sums_equal_the_whole_matrix():
     torch.testing.assert_close(total, phi.sum(0))
     torch.testing.assert_close(kernel_sum(z, c, 0.7, chunk=7), phi.sum(0))
     torch.testing.assert_close(kernel_apply(z, c, 0.7, coef, chunk=50), phi @ coef)
+
+
+def test_kernel_stats_of_several_widths_in_one_pass_equal_each_width_alone():
+    from lit_iwpo.weighting.density_ratio import kernel_stats
+
+    g = torch.Generator().manual_seed(6)
+    z, c = torch.randn(57, 3, generator=g).double(), torch.randn(8, 3, generator=g).double()
+    sq = ((z[:, None] - c[None]) ** 2).sum(-1)
+    gammas = [0.1, 0.7, 3.0]
+    totals, grams = kernel_stats(z, c, gammas, gram=True, chunk=16)
+    assert totals.shape == (3, 8) and grams.shape == (3, 8, 8)
+    for j, gamma in enumerate(gammas):
+        phi = torch.exp(-gamma * sq)
+        torch.testing.assert_close(totals[j], phi.sum(0))
+        torch.testing.assert_close(grams[j], phi.T @ phi)
+    assert kernel_stats(z, c, gammas, chunk=16)[1] is None  # no Gram unless asked
+
+
+@pytest.mark.parametrize("dim", [1, 3, 6])  # 1 and 3: the in-place loop over dimensions; 6: cdist
+def test_pairwise_sq_dists_equal_the_broadcast_sum_and_are_zero_on_duplicates(dim):
+    from lit_iwpo.weighting.density_ratio import pairwise_sq_dists
+
+    g = torch.Generator().manual_seed(dim)
+    a, b = torch.randn(40, dim, generator=g).double(), torch.randn(7, dim, generator=g).double()
+    b[3] = a[11]
+    d = pairwise_sq_dists(a, b)
+    torch.testing.assert_close(d, ((a[:, None] - b[None]) ** 2).sum(-1), rtol=1e-12, atol=1e-12)
+    assert float(d[11, 3]) == 0.0
