@@ -10,6 +10,8 @@ of the machine hits all alike:
 - ``lit_dpo`` / ``trl_dpo``: the reference forward in every step (LoRA: the adapter disabled, in both);
 - ``lit_dpo_cached_2row``: ``lit_dpo_cached`` with ``model.share_prompt: false`` (each pair as two rows, prompt
   computed twice, as TRL does): what running each prompt once gains;
+- ``lit_dpo_cached_compiled``: ``lit_dpo_cached`` with ``model.compile: true`` (each decoder layer through
+  ``torch.compile``; its compilation falls in the warm-up steps);
 - ``lit_iw_dpo_r``: IW-DPO-R (KMM, batch pool, cached reference), the weighting's cost over DPO's step: the
   paper's Algorithm 1 scores a fresh validation batch (16 pairs) with the policy at every step;
 - ``lit_iw_dpo_r_k8``: the same with ``val_transforms_every: 8`` (a validation batch scored every 8 steps, its
@@ -41,8 +43,8 @@ import tempfile
 import time
 from pathlib import Path
 
-VARIANTS = ("lit_dpo_cached", "trl_dpo_cached", "lit_dpo", "trl_dpo", "lit_dpo_cached_2row", "lit_iw_dpo_r",
-            "lit_iw_dpo_r_k8", "lit_tis_dpo", "lit_sft")
+VARIANTS = ("lit_dpo_cached", "trl_dpo_cached", "lit_dpo", "trl_dpo", "lit_dpo_cached_2row", "lit_dpo_cached_compiled",
+            "lit_iw_dpo_r", "lit_iw_dpo_r_k8", "lit_tis_dpo", "lit_sft")
 VAL_PAIRS = 16  # IW-DPO-R's validation batch
 SCENARIO = "scenario:helpful_harmless:{split}?n_train={n}&n_val=16&n_test=4"
 MAX_LENGTH, MAX_PROMPT_LENGTH, LR, BETA = 128, 64, 5e-5, 0.1
@@ -99,7 +101,7 @@ def _run_lit(variant: str, steps: int, pairs: int, out: Path) -> dict:
                     "enable_checkpointing": False, "enable_progress_bar": False, "enable_model_summary": False,
                     "limit_val_batches": 0, "num_sanity_val_steps": 0, "default_root_dir": str(out)},
         "model": {"name_or_path": "smollm2-135m-instruct", "lr": LR, "objective": objective,
-                  "share_prompt": variant != "lit_dpo_cached_2row",
+                  "share_prompt": variant != "lit_dpo_cached_2row", "compile": variant == "lit_dpo_cached_compiled",
                   "precompute_ref_logps": variant not in ("lit_dpo", "lit_sft"),
                   "ref_cache_dir": str(out / "ref")},
         "artifacts": {"save_hf": False},
@@ -253,12 +255,12 @@ def main() -> None:
           f"IW-DPO-R every k: the mean over one cycle of k steps); torch threads per variant: "
           f"{ {v: runs[0]['threads'] for v, runs in results.items()} }")
     print(f"float32 matmul rate on the model's shapes: {rate / 1e9:.1f} GFLOP/s\n")
-    print(f"{'variant':<21}{'step (s)':>10}{'pairs/s':>10}{'tokens/step':>13}{'bound (s)':>11}{'step/bound':>12}"
+    print(f"{'variant':<24}{'step (s)':>10}{'pairs/s':>10}{'tokens/step':>13}{'bound (s)':>11}{'step/bound':>12}"
           f"{'peak RSS (MiB)':>16}")
     for v in args.variants:
         tok = results[v][0]["tokens"]
         mean_tokens = statistics.mean(t[0] for t in tok)
-        line = f"{v:<21}{med[v]:>10.3f}{args.pairs / med[v]:>10.2f}{mean_tokens:>13.0f}"
+        line = f"{v:<24}{med[v]:>10.3f}{args.pairs / med[v]:>10.2f}{mean_tokens:>13.0f}"
         if v.startswith("lit") and v != "lit_sft":
             # the bound from lit_iwpo's own batches: the real tokens its forward runs (with a shared prompt, one row
             # [prompt | chosen | rejected] per pair; otherwise two rows per pair)
@@ -285,6 +287,8 @@ def main() -> None:
     ratio("lit_dpo", "trl_dpo", "throughput, lit_iwpo / TRL, neither caching")
     ratio("lit_dpo_cached_2row", "trl_dpo_cached", "throughput, lit_iwpo two-row layout / TRL, both caching")
     ratio("lit_dpo_cached", "lit_dpo_cached_2row", "throughput, shared prompt / two-row layout (lit_iwpo)")
+    ratio("lit_dpo_cached_compiled", "trl_dpo_cached", "throughput, lit_iwpo compiled / TRL, both caching")
+    ratio("lit_dpo_cached_compiled", "lit_dpo_cached", "throughput, compiled / eager layers (lit_iwpo)")
     for v, name in (("lit_iw_dpo_r", "IW-DPO-R"), ("lit_iw_dpo_r_k8", "IW-DPO-R, val batch every 8"),
                     ("lit_tis_dpo", "TIS-DPO")):
         if v in med and "lit_dpo_cached" in med:

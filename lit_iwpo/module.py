@@ -41,6 +41,7 @@ from lit_iwpo.models import (
     load_tokenizer,
 )
 from lit_iwpo.models.generation import GenerationSpec, generate_texts
+from lit_iwpo.models.layers import compile_decoder_layers
 from lit_iwpo.models.refcache import (
     adapter_fingerprint,
     cache_path,
@@ -122,7 +123,7 @@ class ModuleContext:
     def fingerprint(self, what: str) -> str:
         """Cache key part of ``what``: ``reference`` (the frozen base), ``policy`` (as it is now, adapter
         included), a loaded adapter's name, ``tokenizer``, or ``data:SPLIT`` (sample ids and token ids); models
-        include the trainer's precision and the forward layout (``share_prompt``)."""
+        include the trainer's precision and how the forward runs (``share_prompt``, ``compile``)."""
         module = self._module
         if what.startswith("data:"):
             return data_fingerprint(self._datamodule.load_split(what[5:]))
@@ -131,6 +132,8 @@ class ModuleContext:
         precision = str(module._trainer.precision) if module._trainer is not None else ""
         if module.scorer.share_prompt:  # the same numbers up to rounding, but not the same bits
             precision += "|shared-prompt"
+        if module.hparams.compile:  # likewise
+            precision += "|compiled"
         if what == "policy":
             return f"policy|{model_fingerprint(module.scorer.policy, skip='')}|{precision}"
         with module.scorer.reference_model() as ref:
@@ -201,6 +204,9 @@ class PreferenceModule(L.LightningModule):
             half attends to the prompt but not to the chosen response (a custom attention mask): the two-row
             numbers up to rounding, with the prompt's tokens computed once. Used where the model allows it (a
             plain LM head or FSDP2 sharding, SDPA or eager attention); elsewhere the two-row layout.
+        compile: ``torch.compile`` each decoder layer (one graph, dynamic shapes), adapters included, for the
+            training and scoring forwards; generation stays eager. The first step pays the compilation. Not with
+            FSDP2 sharding (refused).
         sharding: How FSDP2 shards the model when ``trainer.strategy`` is Lightning's ``ModelParallelStrategy``
             (see :mod:`lit_iwpo.parallel`); ignored otherwise.
         generation: Decoding settings for predict and win-rate evaluation.
@@ -223,6 +229,7 @@ class PreferenceModule(L.LightningModule):
         ref_cache_dir: Optional[str] = None,
         gradient_checkpointing: bool = False,
         share_prompt: bool = True,
+        compile: bool = False,
         sharding: ShardingSpec = ShardingSpec(),
         generation: GenerationSpec = GenerationSpec(),
         seed: int = 0,
@@ -292,6 +299,13 @@ class PreferenceModule(L.LightningModule):
         for name, part in self.objective.parts(getattr(self.policy, "config", None)).items():
             self.objective_parts[name] = part
         mesh = getattr(self, "_device_mesh", None)  # set by ModelParallelStrategy: FSDP2
+        if self.hparams.compile:
+            if mesh is not None:
+                raise ConfigError("model.compile is not supported with FSDP2 sharding (ModelParallelStrategy) yet: "
+                                  "set model.compile: false")
+            for model in (self.policy, self.reference):
+                if model is not None:
+                    compile_decoder_layers(model)
         if mesh is not None:
             for model in (self.policy, self.reference):
                 if model is not None:

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from lit_iwpo.errors import ConfigError
+from lit_iwpo.models.layers import decoder_layer_classes
 
 MIXED_PRECISION = ("bf16", "fp16")
 
@@ -41,19 +42,6 @@ class ShardingSpec:
 
     mixed_precision: Optional[str] = None
     reshard_after_forward: bool = True
-
-
-def decoder_layer_classes(model: nn.Module) -> tuple[type, ...]:
-    """The module classes a transformers model marks as not to be split (``_no_split_modules``): its decoder
-    layers. Raises when the model names none that it contains."""
-    names: set[str] = set()
-    for m in model.modules():
-        names.update(getattr(m, "_no_split_modules", None) or [])
-    classes = {type(m) for m in model.modules() if type(m).__name__ in names}
-    if not classes:
-        raise ConfigError(f"FSDP needs the model's decoder layer classes (_no_split_modules), found none in "
-                          f"{type(model).__name__} (names: {sorted(names)})")
-    return tuple(sorted(classes, key=lambda c: c.__name__))
 
 
 def _dp_mesh(mesh):

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from lit_iwpo.models.layers import eager
+
 
 @dataclass
 class GenerationSpec:
@@ -43,7 +45,7 @@ def generate_texts(
     was_training = model.training
     model.eval()
     try:
-        with torch.random.fork_rng(devices=[input_ids.device] if input_ids.is_cuda else []):
+        with torch.random.fork_rng(devices=[input_ids.device] if input_ids.is_cuda else []), eager():
             torch.manual_seed(spec.seed + seed_offset)
             out = model.generate(
                 input_ids=input_ids,
