@@ -262,58 +262,6 @@ def test_kliep_solver_reaches_scipy_optimum():
     assert -f(alpha) >= -res.fun - 1e-6  # at least as good as SLSQP
 
 
-def test_batched_kliep_problems_each_reach_their_scipy_optimum():
-    """Three problems in one batched solve (different kernels, different row subsets, a left-out all-zero row):
-    each reaches the optimum SLSQP finds for it alone, over the simplex in beta = b * alpha."""
-    from lit_iwpo.weighting.density_ratio import kliep_betas
-
-    g = np.random.default_rng(4)
-    c = g.normal(0, 1, (8, 1))
-    zv = g.normal(0.3, 0.7, (40, 1))
-    a_mats, weights = [], []
-    for gamma, lo, hi in ((0.3, 0, 40), (1.0, 10, 40), (3.0, 0, 25)):
-        a = np_kernel(zv, c, gamma) / np_kernel(g.normal(0, 1, (200, 1)), c, gamma).mean(0)
-        a[30] = 0.0  # a row no centre reaches: it must be left out
-        w = np.zeros(40)
-        w[lo:hi] = 1.0
-        w[30] = 0.0
-        a_mats.append(a), weights.append(w / w.sum())
-    betas = kliep_betas(torch.tensor(np.stack(a_mats)), torch.tensor(np.stack(weights)), 1e-9).numpy()
-    for a, w, beta in zip(a_mats, weights, betas):
-        keep = w > 0
-        f = lambda x: -np.sum(w[keep] * np.log(a[keep] @ x))
-        res = minimize(f, np.ones(8) / 8, jac=lambda x: -(a[keep].T @ (w[keep] / (a[keep] @ x))), method="SLSQP",
-                       bounds=[(1e-12, None)] * 8, options={"ftol": 1e-15, "maxiter": 1000},
-                       constraints=[{"type": "eq", "fun": lambda x: x.sum() - 1, "jac": lambda x: np.ones(8)}])
-        assert res.success
-        assert beta.min() > 0 and beta.sum() == pytest.approx(1.0, abs=1e-10)
-        assert -f(beta) >= -res.fun - 1e-7
-        np.testing.assert_allclose(beta, res.x, atol=2e-3)
-
-
-def test_kliep_cv_scores_of_the_batched_solve_equal_fold_by_fold_fits():
-    from lit_iwpo.weighting.density_ratio import gaussian_kernel
-
-    ztr, zv, _, _ = make_data("shift1d", n_tr=300, n_v=90)
-    ztr, zv = torch.as_tensor(ztr).double().reshape(300, -1), torch.as_tensor(zv).double().reshape(90, -1)
-    est = KLIEP(n_folds=3)
-    centers = zv[::3]
-    folds = torch.arange(90) % 3
-    gammas = [0.2, 1.0, 5.0]
-    phi = torch.stack([gaussian_kernel(zv, centers, g) for g in gammas])
-    b = torch.stack([gaussian_kernel(ztr, centers, g).mean(0) for g in gammas])
-    want = []
-    for w in range(3):
-        held = [torch.log(phi[w][folds == k] @ kliep_alpha(phi[w][folds != k], b[w], est.tol)).mean() for k in range(3)]
-        want.append(float(sum(held)) / 3)
-    assert est._cv_scores(phi, b, folds) == pytest.approx(want, rel=1e-7)
-    b[1, 4] = 0.0  # a centre out of reach at one width: the fits run one by one, leaving it out there
-    held = [torch.log(phi[1][folds == k] @ kliep_alpha(phi[1][folds != k], b[1], est.tol)).mean() for k in range(3)]
-    got = est._cv_scores(phi, b, folds)
-    assert got[1] == pytest.approx(float(sum(held)) / 3, rel=1e-7) and got[1] != pytest.approx(want[1], rel=1e-7)
-    assert got[0] == pytest.approx(want[0], rel=1e-7)
-
-
 def test_kliep_cv_picks_a_grid_width_and_fixed_width_skips_cv():
     ztr, zv, _, _ = make_data("shift1d", n_tr=200, n_v=100)
     est = KLIEP(sigma_grid=(0.5, 1.0), n_folds=3)

@@ -429,7 +429,7 @@ def kliep_alpha(phi_v: Tensor, b: Tensor, tol: float) -> Optional[Tensor]:
     """argmax_a mean log(phi_v a) s.t. b^T a = 1, a >= 0; None if b == 0 (nothing in reach).
 
     With beta = b * a the feasible set is the probability simplex; a log-barrier Newton
-    method on it (:func:`kliep_betas`) converges in ~50-100 steps to a duality gap below ``tol``.
+    method on it converges in ~50-100 steps to a duality gap below ``tol``.
     """
     # A centre no training point reaches (b_l = 0) would make the problem unbounded, and a
     # validation point no centre reaches adds a constant -inf: both are left out.
@@ -438,63 +438,38 @@ def kliep_alpha(phi_v: Tensor, b: Tensor, tol: float) -> Optional[Tensor]:
     a_mat = a_mat[a_mat.sum(1) > 0]
     if a_mat.numel() == 0:
         return None
-    n = a_mat.shape[0]
-    beta = kliep_betas(a_mat[None], a_mat.new_full((1, n), 1.0 / n), tol)[0]
-    alpha = torch.zeros_like(b)
-    alpha[keep] = beta / b[keep]
-    return alpha
-
-
-def kliep_betas(a_mat: Tensor, row_weights: Tensor, tol: float) -> Tensor:
-    """P KLIEP problems at once: argmax over the simplex of Σ_j w_pj log(a_p[j] · beta_p), for ``a_mat``
-    [P, n, dim] (every column reachable) and ``row_weights`` [P, n] (non-negative, summing to 1 per problem;
-    0 leaves a row out, and must where a row of ``a_mat`` is all zero). Returns beta [P, dim].
-
-    Log-barrier Newton on t * f - Σ log beta restricted to Σ beta = 1, t growing 20-fold until the central
-    path's duality gap dim / t is below ``tol``; each problem takes its own Newton steps and backtracking line
-    search (Armijo, 1/4) and stops at its own decrement, exactly as if solved alone. Batching the problems (a
-    width's cross-validation folds, every width) turns hundreds of small Newton steps into a few batched ones.
-    """
-    n_prob, _, dim = a_mat.shape
-    beta = a_mat.new_full((n_prob, dim), 1.0 / dim)
+    n, dim = a_mat.shape
+    beta = torch.full((dim,), 1.0 / dim, dtype=a_mat.dtype, device=a_mat.device)
     ones = torch.ones_like(beta)
-    used = row_weights > 0
 
-    def fit(x: Tensor) -> Tensor:  # [P, n] a · x, 1 on left-out rows (which may be all zero)
-        return torch.where(used, (a_mat @ x.unsqueeze(-1)).squeeze(-1), 1.0)
-
-    def barrier(x: Tensor, t: float) -> Tensor:  # [P]
-        return -t * (row_weights * torch.log(fit(x).clamp_min(1e-300))).sum(1) - torch.log(x).sum(1)
+    def barrier(x: Tensor, t: float) -> float:
+        return float(-t * torch.log((a_mat @ x).clamp_min(1e-300)).mean() - torch.log(x).sum())
 
     t = 1.0
     while True:
-        active = torch.ones(n_prob, dtype=torch.bool, device=a_mat.device)
-        for _ in range(50):
-            r = fit(beta)
-            grad = -t * (a_mat.transpose(1, 2) @ (row_weights / r).unsqueeze(-1)).squeeze(-1) - 1.0 / beta
-            w = a_mat * (row_weights.sqrt() / r).unsqueeze(-1)
-            hess = t * (w.transpose(1, 2) @ w)
-            hess.diagonal(dim1=1, dim2=2).add_(1.0 / beta**2)
-            sol = torch.cholesky_solve(torch.stack([grad, ones], -1), torch.linalg.cholesky(hess))
-            step = -(sol[..., 0] - (sol[..., 0].sum(1) / sol[..., 1].sum(1)).unsqueeze(1) * sol[..., 1])
-            decrement = -(grad * step).sum(1)
-            active &= decrement >= 1e-9
-            if not bool(active.any()):
+        for _ in range(50):  # Newton on t * f - sum log beta, restricted to sum(beta) = 1
+            r = a_mat @ beta
+            grad = -t * (a_mat.T @ (1.0 / r)) / n - 1.0 / beta
+            w = a_mat / r[:, None]
+            hess = (t / n) * (w.T @ w)
+            hess.diagonal().add_(1.0 / beta**2)
+            sol = torch.cholesky_solve(torch.stack([grad, ones], 1), torch.linalg.cholesky(hess))
+            step = -(sol[:, 0] - (sol[:, 0].sum() / sol[:, 1].sum()) * sol[:, 1])
+            decrement = float(-(grad @ step))
+            if decrement < 1e-9:
                 break
-            ratio = torch.where(step < 0, -beta / step, torch.inf).amin(1)
-            s = torch.clamp(0.99 * ratio, max=1.0)
+            neg = step < 0
+            s = min(1.0, 0.99 * float((-beta[neg] / step[neg]).min())) if bool(neg.any()) else 1.0
             f0 = barrier(beta, t)
-            while True:  # backtrack, each problem on its own
-                worse = barrier(beta + s.unsqueeze(1) * step, t) > f0 - 0.25 * s * decrement
-                shrink = active & worse & (s > 1e-12)
-                if not bool(shrink.any()):
-                    break
-                s = torch.where(shrink, s * 0.5, s)
-            beta = torch.where(active.unsqueeze(1), beta + s.unsqueeze(1) * step, beta)
-        if dim / t < tol:
+            while barrier(beta + s * step, t) > f0 - 0.25 * s * decrement and s > 1e-12:
+                s *= 0.5
+            beta = beta + s * step
+        if dim / t < tol:  # the central path's duality gap is (number of bounds) / t
             break
         t *= 20.0
-    return beta
+    alpha = torch.zeros_like(b)
+    alpha[keep] = beta / b[keep]
+    return alpha
 
 
 class KLIEP(DensityRatioEstimator):
@@ -570,10 +545,9 @@ class KLIEP(DensityRatioEstimator):
             med = median_heuristic(torch.cat([ztr, zv]))
             gammas = [sigma_to_gamma(m * med) for m in self.sigma_grid]
             sums, _ = kernel_stats(ztr, centers, gammas)  # one pass over the training points for all widths
-            mean_phi_tr = dict(zip(gammas, sums / ztr.shape[0]))
-            cv = self._cv_scores(torch.stack([gaussian_kernel(zcv, centers, g) for g in gammas]), sums / ztr.shape[0],
-                                 folds)
-            scores = {m * med: score for m, score in zip(self.sigma_grid, cv)}
+            for m, g, total in zip(self.sigma_grid, gammas, sums):
+                mean_phi_tr[g] = total / ztr.shape[0]
+                scores[m * med] = self._cv_score(gaussian_kernel(zcv, centers, g), mean_phi_tr[g], folds)
             gamma = sigma_to_gamma(max(scores, key=lambda s: scores[s]))  # first maximum wins
         else:
             gamma = _resolve_gamma(self.width, ztr, zv)
@@ -584,39 +558,15 @@ class KLIEP(DensityRatioEstimator):
         self.last_params = {"gamma": gamma, "cv_scores": scores}
         return kernel_apply(ztr, centers, gamma, alpha)
 
-    def _cv_scores(self, phi_v: Tensor, b: Tensor, folds: Tensor) -> list[float]:
-        """Mean held-out log r over the folds, for every width: ``phi_v`` [W, n, dim] the validation rows' features,
-        ``b`` [W, dim] the mean training φ. Every (width, fold) fit is one problem of a batched solve
-        (:func:`kliep_betas`); where a centre is out of every training point's reach at some width, or a fold
-        has no validation point in reach, the fits run one by one (:func:`kliep_alpha` leaves such centres and
-        points out, or fails)."""
-        n_w, n, dim = phi_v.shape
-        in_fold = folds[None, :] != torch.arange(self.n_folds, device=folds.device)[:, None]  # [F, n]
-        a_mat = phi_v / b.clamp_min(1e-300).unsqueeze(1)
-        rows = (a_mat.sum(-1) > 0).unsqueeze(1) & in_fold.unsqueeze(0)  # [W, F, n]
-        counts = rows.sum(-1, keepdim=True)
-        if bool((b > 0).all()) and bool((counts > 0).all()):
-            weights = (rows / counts).to(phi_v.dtype).reshape(-1, n)
-            betas = []  # in groups of problems of at most ~128 MB per [P, n, dim] tensor
-            group = max(1, (128 << 20) // (n * dim * phi_v.element_size()))
-            for i in range(0, n_w * self.n_folds, group):  # problem p: width p // F, fold p % F
-                p = torch.arange(i, min(i + group, n_w * self.n_folds), device=phi_v.device)
-                betas.append(kliep_betas(a_mat[p // self.n_folds], weights[p], self.tol))
-            alphas = (torch.cat(betas).reshape(n_w, self.n_folds, dim) / b.unsqueeze(1))  # [W, F, dim]
-        else:
-            alphas = [[kliep_alpha(phi_v[w][folds != k], b[w], self.tol) for k in range(self.n_folds)]
-                      for w in range(n_w)]
-        scores = []
-        for w in range(n_w):
-            total = 0.0
-            for k in range(self.n_folds):
-                alpha = alphas[w][k]
-                if alpha is None:
-                    total = -math.inf
-                    break
-                total += float(torch.log((phi_v[w][folds == k] @ alpha).clamp_min(1e-300)).mean())
-            scores.append(total / self.n_folds)
-        return scores
+    def _cv_score(self, phi_v: Tensor, b: Tensor, folds: Tensor) -> float:
+        """Mean held-out log r over the folds of the validation rows ``phi_v`` (mean training φ: ``b``)."""
+        total = 0.0
+        for k in range(self.n_folds):
+            alpha = kliep_alpha(phi_v[folds != k], b, self.tol)
+            if alpha is None:
+                return -math.inf
+            total += float(torch.log((phi_v[folds == k] @ alpha).clamp_min(1e-300)).mean())
+        return total / self.n_folds
 
 
 # ----------------------------------------------------------------------------- RuLSIF
