@@ -48,6 +48,9 @@ def normalize_mean_one(w: Tensor) -> Tensor:
 
 
 # ----------------------------------------------------------------------------- kernels
+SQ_DIST_LOOP_MAX_DIM = 4  # up to this many dimensions, distances are summed over the dimensions in place
+
+
 def pairwise_sq_dists(a: Tensor, b: Tensor) -> Tensor:
     """Squared Euclidean distances ``[len(a), len(b)]``."""
     # The matmul shortcut |a|^2 + |b|^2 - 2ab turns exact duplicates into tiny non-zero
@@ -61,9 +64,6 @@ def pairwise_sq_dists(a: Tensor, b: Tensor) -> Tensor:
         diff.mul_(diff)
         out = diff if out is None else out.add_(diff)
     return out if out is not None else a.new_zeros(a.shape[0], b.shape[0])
-
-
-SQ_DIST_LOOP_MAX_DIM = 4
 
 
 def gaussian_kernel(a: Tensor, b: Tensor, gamma: float) -> Tensor:
