@@ -299,17 +299,16 @@ class PreferenceModule(L.LightningModule):
         for name, part in self.objective.parts(getattr(self.policy, "config", None)).items():
             self.objective_parts[name] = part
         mesh = getattr(self, "_device_mesh", None)  # set by ModelParallelStrategy: FSDP2
+        models = [m for m in (self.policy, self.reference) if m is not None]
         if self.hparams.compile:
             if mesh is not None:
                 raise ConfigError("model.compile is not supported with FSDP2 sharding (ModelParallelStrategy) yet: "
                                   "set model.compile: false")
-            for model in (self.policy, self.reference):
-                if model is not None:
-                    compile_decoder_layers(model)
+            for model in models:
+                compile_decoder_layers(model)
         if mesh is not None:
-            for model in (self.policy, self.reference):
-                if model is not None:
-                    parallelize(model, mesh, self.sharding)
+            for model in models:
+                parallelize(model, mesh, self.sharding)
             for part in self.objective_parts.values():
                 shard_module(part, mesh)
 

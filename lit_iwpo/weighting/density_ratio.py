@@ -688,6 +688,7 @@ class RuLSIF(DensityRatioEstimator):
             sigmas = [m * med for m in self.sigma_grid]
         lambdas = [float(self.lambda_)] if self.lambda_ is not None else list(self.lambda_grid)
         best, best_score = (sigmas[0], lambdas[0]), math.inf
+        grams_tr = {}  # Σ φφᵀ over the training points per sigma, from the CV's one pass (if it runs)
         if len(sigmas) * len(lambdas) > 1:
             if ztr.shape[0] < 2:
                 raise ConfigError("RuLSIF: leave-one-out CV needs >= 2 training points; pass sigma and lambda_")
@@ -706,8 +707,6 @@ class RuLSIF(DensityRatioEstimator):
                     score = _rulsif_loo(grams_tr[s], ztr.shape[0], phi_held, phi_v, self.alpha, lam)
                     if score < best_score:  # strict: first minimum wins, NaN never does
                         best, best_score = (s, lam), score
-        else:
-            grams_tr = {}
         sigma, lam = best
         gamma = sigma_to_gamma(sigma)
         gram_tr = grams_tr[sigma] if sigma in grams_tr else kernel_gram(ztr, centers, gamma)[0]
