@@ -385,6 +385,8 @@ class PreferenceModule(L.LightningModule):
         obj, scorer = self.objective, self.scorer
         request = obj.request
         self.context.stage = stage
+        if stage == "train":
+            batch = obj.train_batch(batch, self.context)
         # evaluation always reports implicit rewards, so it needs at least the sequence reference
         level = request.reference if stage == "train" or request.reference != "none" else "sequence"
         reference = None if level == "none" else scorer.score(

@@ -604,14 +604,28 @@ def test_wpo_and_iw_dpo_figures_cover_the_same_pairs(tmp_path, pref_files):
     assert summary["iw/n_weighted"] == len([sid for sid in stored if sid not in val_ids])
 
 
-def test_val_warmup_trains_on_dv_batches_first(tmp_path, pref_files):
+def test_val_warmup_trains_on_dv_batches_first(tmp_path, pref_files, monkeypatch):
     """val_warmup_steps 3 on IW-DPO (warm-up 4): steps 0-2 train on D_v rows (0,1), (2,3), (0,1) (4 pairs,
     batch 2, cycling), so the policy after step 3 equals a DPO run on exactly those batches; no transform is
-    recorded for them and the weights start after the warm-up as usual."""
+    recorded for them and the weights start after the warm-up as usual. The loader's training batches are
+    never scored (no wasted forward), so the logged train values describe the batches trained on."""
+    from lit_iwpo.models.scoring import Scorer
+
+    scored, score = [], Scorer.score
+
+    def recording(self, batch, model="policy", mode="eval", *args, **kwargs):
+        if mode == "train":
+            scored.append((batch.split, [int(i) for i in batch.index]))
+        return score(self, batch, model, mode, *args, **kwargs)
+
+    monkeypatch.setattr(Scorer, "score", recording)
     objective = {"class_path": "lit_iwpo.objectives.IWDPO",
                  "init_args": {**IW["init_args"], "warmup_steps": 4, "val_warmup_steps": 3}}
     run = cli(["fit", "--config", str(_iw_config(tmp_path / "iw", pref_files, objective=objective,
-                                                 **{"trainer.max_steps": 3})), "--test_after_fit", "false"])
+                                                 **{"trainer.max_steps": 3, "trainer.limit_val_batches": 0})),
+               "--test_after_fit", "false"])
+    assert scored == [("val", [0, 1]), ("val", [2, 3]), ("val", [0, 1])]  # the training forwards: D_v's only
+    monkeypatch.setattr(Scorer, "score", score)
     src = run.model.objective.weights
     assert (src.store.transform_step < 0).all()  # no training batch was trained on
     # the same three D_v batches as the training data of a plain DPO run

@@ -17,6 +17,7 @@ from typing import Any, Optional
 import torch
 from torch import Tensor, nn
 
+from lit_iwpo.data.collate import PreferenceBatch
 from lit_iwpo.models.scoring import ForwardRequest
 from lit_iwpo.objectives.context import StepContext, StepInputs
 from lit_iwpo.objectives.reductions import Mean, Reduction
@@ -55,6 +56,13 @@ class Objective(ABC):
         """Named LoRA adapters ``{name: folder}`` to load frozen onto the base, scored on demand through
         ``ctx.score(batch, name)`` (unlike ``request.adapters``, which every training step scores)."""
         return {}
+
+    def train_batch(self, batch: PreferenceBatch, ctx: StepContext) -> PreferenceBatch:
+        """The batch this training step scores and trains on, given the loader's (the default: that one). Called
+        before any forward pass, so the step's one forward, its loss and its logged values all see the same
+        batch (e.g. ``DPO.val_warmup_steps`` swaps in a batch of D_v)."""
+        del ctx
+        return batch
 
     @abstractmethod
     def __call__(self, inputs: StepInputs) -> ObjectiveOutput:

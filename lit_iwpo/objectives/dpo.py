@@ -8,10 +8,11 @@ from torch import Tensor
 
 from lit_iwpo.errors import ConfigError
 from lit_iwpo.losses import dpo_loss, sft_loss
+from lit_iwpo.data.collate import PreferenceBatch
 from lit_iwpo.losses.dpo import check_dpo_settings
 from lit_iwpo.models.logprobs import LogProbs
 from lit_iwpo.models.scoring import ForwardRequest
-from lit_iwpo.objectives.base import ObjectiveOutput, PreferenceObjective, StepInputs
+from lit_iwpo.objectives.base import PreferenceObjective, StepInputs
 from lit_iwpo.objectives.context import StepContext
 from lit_iwpo.objectives.reductions import Reduction
 from lit_iwpo.objectives.weights.base import WeightSource
@@ -100,23 +101,15 @@ class DPO(PreferenceObjective):
         if self.val_warmup_steps and ctx.stage == "fit" and ctx.split("train") is not None and ctx.split("val") is None:
             raise ConfigError("objective.val_warmup_steps trains on D_v first: set data.val")
 
-    def val_warmup_inputs(self, inputs: StepInputs) -> StepInputs:
-        """During the first ``val_warmup_steps`` steps: the same step on a batch of D_v (rows chosen by step and
-        rank, so a resumed run draws the same ones), scored by the policy as it trains."""
-        ctx = inputs.ctx
-        n, b = len(ctx.split("val")), len(inputs.batch)
+    def train_batch(self, batch: PreferenceBatch, ctx: StepContext) -> PreferenceBatch:
+        """During the first ``val_warmup_steps`` steps: a batch of D_v instead of the loader's (rows chosen by step
+        and rank, so a resumed run draws the same ones); the loader's batch is never scored."""
+        if ctx.step >= self.val_warmup_steps:
+            return batch
+        n, b = len(ctx.split("val")), len(batch)
         index, size = ctx.accumulation  # every micro-batch of every process draws its own rows
         start = ((ctx.step * size + index) * ctx.world_size + ctx.rank) * b
-        batch = ctx.batch("val", [(start + j) % n for j in range(b)])
-        policy = ctx.score(batch, "policy", mode="train", request=self.request)
-        reference = ctx.score(batch, "reference", request=ForwardRequest(reference="sequence"))
-        return StepInputs(policy=policy, reference=reference, batch=batch, stage="train", ctx=ctx)
-
-    def __call__(self, inputs: StepInputs) -> ObjectiveOutput:
-        if (self.val_warmup_steps and inputs.stage == "train" and inputs.ctx is not None
-                and inputs.ctx.step < self.val_warmup_steps):
-            inputs = self.val_warmup_inputs(inputs)
-        return super().__call__(inputs)
+        return ctx.batch("val", [(start + j) % n for j in range(b)])
 
 
 class SFT(PreferenceObjective):
