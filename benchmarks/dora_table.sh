@@ -9,7 +9,7 @@
 # mixed_source also runs the oracle weights (weights = the ground-truth `relevant` column: the headroom any
 # pair weighting has there). On helpful-harmless the DPO and IW-DPO-R runs already made for the headroom table
 # (results/headroom/helpful_harmless, the identical commands) are copied in rather than run again.
-# Timings on 2 cores: ~4-5 minutes per DPO-family run (DoRA adds one embedding pass, cached), ~11 per IW-DPO run.
+# Timings on 2 cores: ~4-5 minutes per DPO-family run (DoRA adds one embedding pass, cached), ~8-9 per IW-DPO run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source benchmarks/copy_runs.sh

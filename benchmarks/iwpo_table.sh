@@ -8,7 +8,7 @@
 #
 # On helpful-harmless the DPO and IW-DPO-R runs of the headroom and DoRA tables (results/{headroom,dora}/
 # helpful_harmless, the identical commands) are copied in rather than run again. Timings on 2 cores: ~4-5 minutes
-# per DPO-family run (IWPO adds one embedding pass over the training set, cached), ~11 per IW-DPO run.
+# per DPO-family run (IWPO adds one embedding pass over the training set, cached), ~8-9 per IW-DPO run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source benchmarks/copy_runs.sh

@@ -7,7 +7,7 @@
 # Every stage is a `lit_iwpo table` call into results/: a finished run (its summary.json holds test metrics)
 # is collected, never rerun, so the script continues where an interrupted session stopped; run it again with
 # the same arguments. Runs go one at a time (2 CPU cores: two at once slow both). Timings on 2 cores: about
-# 4 minutes per DPO-family run and 11 per IW-DPO run (Algorithm 1 scores a validation batch every step), once
+# 4 minutes per DPO-family run and 8-9 per IW-DPO run (Algorithm 1 scores a validation batch every step), once
 # the reference log-probs of that training set are cached (the first run computes them, about 3 minutes, for
 # every later run of any method and seed on the same data).
 set -euo pipefail
