@@ -6,9 +6,9 @@ from typing import Optional
 
 from torch import Tensor
 
+from lit_iwpo.data.collate import PreferenceBatch
 from lit_iwpo.errors import ConfigError
 from lit_iwpo.losses import dpo_loss, sft_loss
-from lit_iwpo.data.collate import PreferenceBatch
 from lit_iwpo.losses.dpo import check_dpo_settings
 from lit_iwpo.models.logprobs import LogProbs
 from lit_iwpo.models.scoring import ForwardRequest
