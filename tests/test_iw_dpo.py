@@ -625,7 +625,7 @@ def test_val_warmup_trains_on_dv_batches_first(tmp_path, pref_files, monkeypatch
                                                  **{"trainer.max_steps": 3, "trainer.limit_val_batches": 0})),
                "--test_after_fit", "false"])
     assert scored == [("val", [0, 1]), ("val", [2, 3]), ("val", [0, 1])]  # the training forwards: D_v's only
-    monkeypatch.setattr(Scorer, "score", score)
+    monkeypatch.undo()  # the plain DPO run below scores as usual
     src = run.model.objective.weights
     assert (src.store.transform_step < 0).all()  # no training batch was trained on
     # the same three D_v batches as the training data of a plain DPO run
