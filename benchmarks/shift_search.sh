@@ -2,7 +2,7 @@
 # The benchmark under shift, stage by stage: headroom first, then the methods, then the severity sweep.
 #
 #   benchmarks/shift_search.sh            # run (or continue) every stage in order
-#   benchmarks/shift_search.sh headroom   # one stage: headroom | range | methods | options | sweep
+#   benchmarks/shift_search.sh headroom   # one stage: headroom | range | methods | options | sweep | pools
 #
 # Every stage is a `lit_iwpo table` call into results/: a finished run (its summary.json holds test metrics)
 # is collected, never rerun, so the script continues where an interrupted session stopped; run it again with
@@ -63,4 +63,18 @@ if [[ $stage == all || $stage == sweep ]]; then
       --vary severity=0.2,0.4,0.6,0.8 --methods $M/dpo_tr_v.yaml $M/dpo_oracle_weights.yaml $M/wpo.yaml \
       $M/iw_dpo_l_kmm.yaml $M/iw_dpo_r_kmm.yaml $M/iw_dpo_r_refresh.yaml $M/iw_dpo_r_recent.yaml
   done
+fi
+if [[ $stage == all || $stage == sweep ]]; then
+  # 4b. the same sweep on mixed_source (a response shift, where IW-DPO-R beats DPO at the default severity):
+  # the paper's claim that the gain shrinks as the shift grows (README, "Severity and pools")
+  lit_iwpo table --base configs/scenarios/mixed_source.yaml --out results/sweep/mixed_source --seeds "${SEEDS[@]}" \
+    --vary severity=0.2,0.4,0.6,0.8 --methods $M/dpo_tr_v.yaml $M/dpo_oracle_weights.yaml $M/iw_dpo_r_kmm.yaml
+fi
+if [[ $stage == all || $stage == pools ]]; then
+  # 5. the pools where the 4-pair batch fails (mixed_source at severity 0.8): normalising over 64 recent pairs
+  # or over all of D_tr instead of within each batch. The DPO and IW-DPO-R (batch) runs are the sweep's own
+  # at 0.8 (same data, seeds and command): copy them into results/pools/... to collect them without a rerun.
+  lit_iwpo table --base configs/scenarios/mixed_source.yaml --out results/pools/mixed_source_severity0.8 \
+    --seeds "${SEEDS[@]}" --methods $M/dpo_tr_v.yaml $M/iw_dpo_r_kmm.yaml $M/iw_dpo_r_recent.yaml \
+    $M/iw_dpo_r_refresh.yaml -- --data.train "scenario:mixed_source:train?severity=0.8"
 fi
