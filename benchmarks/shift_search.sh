@@ -73,8 +73,17 @@ fi
 if [[ $stage == all || $stage == pools ]]; then
   # 5. the pools where the 4-pair batch fails (mixed_source at severity 0.8): normalising over 64 recent pairs
   # or over all of D_tr instead of within each batch. The DPO and IW-DPO-R (batch) runs are the sweep's own
-  # at 0.8 (same data, seeds and command): copy them into results/pools/... to collect them without a rerun.
-  lit_iwpo table --base configs/scenarios/mixed_source.yaml --out results/pools/mixed_source_severity0.8 \
+  # at 0.8 (same data, seeds and command) where it has them: copied in, so the table collects them, not reruns
+  pools=results/pools/mixed_source_severity0.8
+  for m in dpo_tr_v iw_dpo_r_kmm; do
+    for seed in "${SEEDS[@]}"; do
+      from="results/sweep/mixed_source/severity=0.8/runs/$m"
+      if [[ -f $from/seed$seed/summary.json && ! -e $pools/runs/$m/seed$seed ]]; then
+        mkdir -p "$pools/runs/$m" && cp -r "$from/seed$seed" "$from/seed$seed.log" "$pools/runs/$m/"
+      fi
+    done
+  done
+  lit_iwpo table --base configs/scenarios/mixed_source.yaml --out "$pools" \
     --seeds "${SEEDS[@]}" --methods $M/dpo_tr_v.yaml $M/iw_dpo_r_kmm.yaml $M/iw_dpo_r_recent.yaml \
     $M/iw_dpo_r_refresh.yaml -- --data.train "scenario:mixed_source:train?severity=0.8"
 fi
