@@ -63,27 +63,28 @@ if [[ $stage == all || $stage == sweep ]]; then
       --vary severity=0.2,0.4,0.6,0.8 --methods $M/dpo_tr_v.yaml $M/dpo_oracle_weights.yaml $M/wpo.yaml \
       $M/iw_dpo_l_kmm.yaml $M/iw_dpo_r_kmm.yaml $M/iw_dpo_r_refresh.yaml $M/iw_dpo_r_recent.yaml
   done
-fi
-if [[ $stage == all || $stage == sweep ]]; then
-  # 4b. the same sweep on mixed_source (a response shift, where IW-DPO-R beats DPO at the default severity):
+  # the same sweep on mixed_source (a response shift, where IW-DPO-R beats DPO at the default severity):
   # the paper's claim that the gain shrinks as the shift grows (README, "Severity and pools")
   lit_iwpo table --base configs/scenarios/mixed_source.yaml --out results/sweep/mixed_source --seeds "${SEEDS[@]}" \
     --vary severity=0.2,0.4,0.6,0.8 --methods $M/dpo_tr_v.yaml $M/dpo_oracle_weights.yaml $M/iw_dpo_r_kmm.yaml
 fi
 if [[ $stage == all || $stage == pools ]]; then
-  # 5. the pools where the 4-pair batch fails (mixed_source at severity 0.8): normalising over 64 recent pairs
-  # or over all of D_tr instead of within each batch. The DPO and IW-DPO-R (batch) runs are the sweep's own
-  # at 0.8 (same data, seeds and command) where it has them: copied in, so the table collects them, not reruns
-  pools=results/pools/mixed_source_severity0.8
-  for m in dpo_tr_v iw_dpo_r_kmm; do
-    for seed in "${SEEDS[@]}"; do
-      from="results/sweep/mixed_source/severity=0.8/runs/$m"
-      if [[ -f $from/seed$seed/summary.json && ! -e $pools/runs/$m/seed$seed ]]; then
-        mkdir -p "$pools/runs/$m" && cp -r "$from/seed$seed" "$from/seed$seed.log" "$pools/runs/$m/"
-      fi
+  # 5. the pools on mixed_source, where the 4-pair batch fails (severity 0.8) and at the default (0.4):
+  # normalising over 64 recent pairs or over all of D_tr instead of within each batch. The DPO and IW-DPO-R
+  # (batch) runs are the sweep's own at that severity (same data, seeds and command) where it has them:
+  # copied in, so the table collects them instead of running them again
+  for severity in 0.8 0.4; do
+    pools=results/pools/mixed_source_severity$severity
+    for m in dpo_tr_v iw_dpo_r_kmm; do
+      from="results/sweep/mixed_source/severity=$severity/runs/$m"
+      for seed in "${SEEDS[@]}"; do
+        if [[ -f $from/seed$seed/summary.json && ! -e $pools/runs/$m/seed$seed ]]; then
+          mkdir -p "$pools/runs/$m" && cp -r "$from/seed$seed" "$from/seed$seed.log" "$pools/runs/$m/"
+        fi
+      done
     done
+    lit_iwpo table --base configs/scenarios/mixed_source.yaml --out "$pools" \
+      --seeds "${SEEDS[@]}" --methods $M/dpo_tr_v.yaml $M/iw_dpo_r_kmm.yaml $M/iw_dpo_r_recent.yaml \
+      $M/iw_dpo_r_refresh.yaml -- --data.train "scenario:mixed_source:train?severity=$severity"
   done
-  lit_iwpo table --base configs/scenarios/mixed_source.yaml --out "$pools" \
-    --seeds "${SEEDS[@]}" --methods $M/dpo_tr_v.yaml $M/iw_dpo_r_kmm.yaml $M/iw_dpo_r_recent.yaml \
-    $M/iw_dpo_r_refresh.yaml -- --data.train "scenario:mixed_source:train?severity=0.8"
 fi
