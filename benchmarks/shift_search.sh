@@ -70,7 +70,8 @@ if [[ $stage == all || $stage == sweep ]]; then
 fi
 if [[ $stage == all || $stage == pools ]]; then
   # 5. the pools on mixed_source, where the 4-pair batch fails (severity 0.8) and at the default (0.4):
-  # normalising over 64 recent pairs or over all of D_tr instead of within each batch. The DPO and IW-DPO-R
+  # normalising over 64 recent pairs or over all of D_tr instead of within each batch; the refresh pool also
+  # with KLIEP in place of RuLSIF, and with KLIEP and estimates every 10 steps from step 10. The DPO and IW-DPO-R
   # (batch) runs are the sweep's own at that severity (same data, seeds and command) where it has them:
   # copied in, so the table collects them instead of running them again
   for severity in 0.8 0.4; do
@@ -85,6 +86,7 @@ if [[ $stage == all || $stage == pools ]]; then
     done
     lit_iwpo table --base configs/scenarios/mixed_source.yaml --out "$pools" \
       --seeds "${SEEDS[@]}" --methods $M/dpo_tr_v.yaml $M/iw_dpo_r_kmm.yaml $M/iw_dpo_r_recent.yaml \
-      $M/iw_dpo_r_refresh.yaml -- --data.train "scenario:mixed_source:train?severity=$severity"
+      $M/iw_dpo_r_refresh.yaml $M/iw_dpo_r_refresh_kliep.yaml $M/iw_dpo_r_refresh_kliep_every10.yaml \
+      -- --data.train "scenario:mixed_source:train?severity=$severity"
   done
 fi
