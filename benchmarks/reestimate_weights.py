@@ -6,8 +6,8 @@ estimate used (``weights/step=S.parquet`` with columns z0, z1, ..., the weight u
 points and prints, per run and step, how well the weights rank relevant above irrelevant pairs (AUC) and the
 mean weight an irrelevant pair keeps after normalising to mean 1 over D_tr (what ``refresh`` trains with).
 The first row of each step is the weight the run used, so a run whose estimator is listed again checks that
-the refit reproduces it. For RuLSIF and KLIEP the kernel width (and RuLSIF's ridge) chosen by
-cross-validation are printed too.
+the refit reproduces it. Each row also gives the kernel width the fit used (chosen by cross-validation for
+RuLSIF and KLIEP, the median heuristic for KMM), as a multiple of the median heuristic, and RuLSIF's ridge.
 
     python benchmarks/reestimate_weights.py results/pools/mixed_source_severity0.4/runs/iw_dpo_r_refresh/seed*
     python benchmarks/reestimate_weights.py RUN... --estimators RuLSIF RuLSIF:alpha=0 RuLSIF:lambda_=0.001 KLIEP KMM
