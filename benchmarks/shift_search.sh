@@ -12,6 +12,7 @@
 # every later run of any method and seed on the same data).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benchmarks/copy_runs.sh
 
 SCENARIOS=(helpful_harmless science culture)
 SEEDS=(0 1 2)
@@ -76,14 +77,7 @@ if [[ $stage == all || $stage == pools ]]; then
   # copied in, so the table collects them instead of running them again
   for severity in 0.8 0.4; do
     pools=results/pools/mixed_source_severity$severity
-    for m in dpo_tr_v iw_dpo_r_kmm; do
-      from="results/sweep/mixed_source/severity=$severity/runs/$m"
-      for seed in "${SEEDS[@]}"; do
-        if [[ -f $from/seed$seed/summary.json && ! -e $pools/runs/$m/seed$seed ]]; then
-          mkdir -p "$pools/runs/$m" && cp -r "$from/seed$seed" "$from/seed$seed.log" "$pools/runs/$m/"
-        fi
-      done
-    done
+    copy_runs "results/sweep/mixed_source/severity=$severity" "$pools" "${SEEDS[*]}" dpo_tr_v iw_dpo_r_kmm
     lit_iwpo table --base configs/scenarios/mixed_source.yaml --out "$pools" \
       --seeds "${SEEDS[@]}" --methods $M/dpo_tr_v.yaml $M/iw_dpo_r_kmm.yaml $M/iw_dpo_r_recent.yaml \
       $M/iw_dpo_r_refresh.yaml $M/iw_dpo_r_refresh_kliep.yaml $M/iw_dpo_r_refresh_kliep_every10.yaml \
