@@ -503,6 +503,40 @@ def test_refresh_recomputes_transforms_unless_recent_enough():
         IWDPO(transform_max_age=-1)
 
 
+def test_refresh_every_counts_from_the_end_of_the_warm_up():
+    """warm-up 2, every 3: estimates at steps 2, 5, 8, ...; without it every step from the warm-up on is due
+    (the callback's schedule decides); only a refresh pool takes an interval, of at least one step."""
+    due = [s for s in range(12) if IWDPO(warmup_steps=2, pool="refresh", refresh_every=3).weights.refresh_due(s)]
+    assert due == [2, 5, 8, 11]
+    assert [s for s in range(5) if IWDPO(warmup_steps=2, pool="refresh").weights.refresh_due(s)] == [2, 3, 4]
+    for bad in (dict(pool="batch", refresh_every=3), dict(pool="refresh", refresh_every=0)):
+        with pytest.raises(ValueError, match="refresh_every"):
+            IWDPO(**bad)
+
+
+def test_refresh_every_on_the_objective_equals_the_callbacks_schedule(tmp_path, pref_files):
+    """refresh_every 3 (warm-up 3) under a callback that snapshots every 4 steps estimates at steps 3, 6 and 9,
+    exactly as a callback every 3 steps does: the same estimates, weights and parameters; snapshots are written
+    at both schedules' steps."""
+    def run(name, every_n_steps, refresh_every):
+        objective = {"class_path": "lit_iwpo.objectives.IWDPO",
+                     "init_args": {**IW["init_args"], "pool": "refresh", "warmup_steps": 3, "refresh_every": refresh_every}}
+        cb = {"class_path": "lit_iwpo.callbacks.ImportanceWeightRefresh", "init_args": {"every_n_steps": every_n_steps}}
+        return cli(["fit", "--config", str(_iw_config(tmp_path / name, pref_files, objective=objective, callbacks=[cb],
+                                                      **{"trainer.max_steps": 9})), "--eval.win_rate", "false"])
+
+    by_callback, by_objective = run("callback", 3, None), run("objective", 4, 3)
+    a, b = by_callback.model.objective.weights, by_objective.model.objective.weights
+    assert [(e["step"], e["uses"]) for e in b.estimates] == [(3, 3), (6, 3), (9, 0)]
+    assert [(e["step"], e["uses"]) for e in a.estimates] == [(3, 3), (6, 3), (9, 0)]
+    assert all(torch.equal(x["weights"], y["weights"]) for x, y in zip(a.estimates, b.estimates))
+    assert torch.equal(a.store.weights, b.store.weights)
+    pa_, pb = ({k: v for k, v in r.model.state_dict().items() if "lora_" in k} for r in (by_callback, by_objective))
+    assert all(torch.equal(pa_[k], pb[k]) for k in pa_)
+    written = sorted(p.name for p in (Path(by_objective.trainer.log_dir) / "weights").glob("step=*.parquet"))
+    assert written == [f"step={s:06d}.parquet" for s in (3, 4, 6, 8, 9)]
+
+
 def test_refresh_transforms_equal_an_independent_eval_forward(tmp_path, pref_files):
     """With LoRA dropout on (train and eval forwards differ), the transforms of the final refresh are the
     rewards β(log π − log π_ref) of every training pair by the final policy in eval mode, computed here

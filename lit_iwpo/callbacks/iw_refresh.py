@@ -21,7 +21,8 @@ class ImportanceWeightRefresh(L.Callback):
     It drives every weight source of ``model.objective`` through two protocols
     (``lit_iwpo.objectives.weights.base``): a :class:`Refreshable` source (e.g. IW-DPO with ``pool: refresh``)
     is re-estimated over all of D_tr every ``every_n_steps`` training steps and/or every ``every_n_epochs``
-    epochs, once it says a refresh is due (after its warm-up); a :class:`WeightExport` source (IW-DPO, WPO,
+    epochs, once it says a refresh is due (after its warm-up), or on the steps of its own interval
+    (``refresh_every``) when it has one; a :class:`WeightExport` source (IW-DPO, WPO,
     data-column weights) is snapshotted. Each snapshot writes the source's tables, e.g.
     ``weights/step=NNNNNN.parquet`` (id, step, weight, weight_step, z0[, z1], group, relevant) and, for
     IW-DPO, ``weights/transform_step=NNNNNN.parquet`` (id, step, transform_step: the step whose policy computed
@@ -52,7 +53,13 @@ class ImportanceWeightRefresh(L.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step
-        if self.every_n_steps and step > 0 and step % self.every_n_steps == 0:
+        if step <= 0:
+            return
+        scheduled = bool(self.every_n_steps) and step % self.every_n_steps == 0
+        # a source with its own interval (IW-DPO's refresh_every) is re-estimated on its steps, not the callback's
+        own = any(isinstance(s, Refreshable) and s.refresh_every is not None and s.refresh_due(step)
+                  for s in pl_module.objective.weight_sources())
+        if scheduled or own:
             self.refresh(trainer, pl_module, log_as="step")
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:

@@ -25,7 +25,7 @@ class IWDPO(DPO):
     together with the latest recorded transforms of the pairs trained on just before it, ``pool_size`` pairs
     in all, normalised to mean 1 over that pool (a batch of mostly irrelevant pairs then weighs less in
     total); ``pool: refresh`` estimates weights for all of D_tr at once in the ``ImportanceWeightRefresh``
-    callback, with every training transform recomputed by the current policy (``transform_max_age`` allows
+    callback (on its schedule, or every ``refresh_every`` steps), with every training transform recomputed by the current policy (``transform_max_age`` allows
     reusing recent ones recorded during training).
 
     The same as ``DPO(weights: DensityRatioWeights(...))``, with the pool named by a string.
@@ -54,6 +54,8 @@ class IWDPO(DPO):
             (the paper) estimates every training pair.
         val_transforms_every: Beyond the paper: score a validation batch every k steps and reuse its transforms
             for the next k − 1 estimates (1, the paper: every step). Cuts the D_v forward passes k-fold.
+        refresh_every: Beyond the paper, ``pool: refresh`` only: re-estimate when the warm-up ends and every k steps
+            after it, instead of on the ``ImportanceWeightRefresh`` callback's schedule (null: the callback's).
         val_warmup_steps: Beyond the paper: the first k steps train on D_v batches instead (``DPO``'s option), so
             the transforms of the first estimates already carry the deployment preference; pair with
             ``warmup_steps`` >= k.
@@ -77,6 +79,7 @@ class IWDPO(DPO):
         transform_max_age: Optional[int] = 0,
         val_weight: Optional[float] = None,
         val_transforms_every: int = 1,
+        refresh_every: Optional[int] = None,
         val_warmup_steps: int = 0,
         beta: float = 0.1,
         loss_type: str = "sigmoid",
@@ -92,6 +95,6 @@ class IWDPO(DPO):
                                       warmup_steps=warmup_steps, val_batch_size=val_batch_size,
                                       max_weight=max_weight, on_failure=on_failure, seed=seed,
                                       transform_max_age=transform_max_age, val_weight=val_weight,
-                                      val_transforms_every=val_transforms_every)
+                                      val_transforms_every=val_transforms_every, refresh_every=refresh_every)
         super().__init__(beta=beta, loss_type=loss_type, label_smoothing=label_smoothing,
                          length_normalize=length_normalize, weights=weights, val_warmup_steps=val_warmup_steps)

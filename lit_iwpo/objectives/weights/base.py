@@ -41,9 +41,11 @@ class Refreshable(Protocol):
     """A source whose weights can be re-estimated over the whole training set."""
 
     refresh_required: bool  # True: its weights come only from refreshes, so a refresh callback must drive it
+    refresh_every: int | None  # its own interval in steps, which replaces the callback's; None: the callback's
 
     def refresh_due(self, step: int) -> bool:
-        """Whether a refresh at this step would estimate anything (e.g. not during a warm-up)."""
+        """Whether a refresh at this step would estimate anything (e.g. not during a warm-up, or between the
+        steps of the source's own ``refresh_every``)."""
 
     def refresh(self, ctx: StepContext, recompute: bool = False) -> bool:
         """Re-estimate; False after a logged fallback. ``recompute``: recompute every input with the current
@@ -98,6 +100,7 @@ class FixedAtFitStart(ABC):
 
     refresh_on: bool = False
     refresh_required: bool = False
+    refresh_every: int | None = None
 
     @property
     @abstractmethod

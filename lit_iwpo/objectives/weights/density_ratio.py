@@ -145,6 +145,9 @@ class DensityRatioWeights(StoredWeights):
             fresh validation batch with the current policy. k > 1: a validation batch is scored every k steps and
             its transforms reused for the estimates of the next k − 1 steps, which saves most of the forward
             passes Algorithm 1 spends on D_v (the validation transforms are then up to k − 1 steps old).
+        refresh_every: ``RefreshPool`` only. None: the ``ImportanceWeightRefresh`` callback's schedule says when
+            to re-estimate. k: re-estimate when the warm-up ends and every k steps after it (steps w, w + k, ...),
+            whatever the callback's ``every_n_steps``; the callback still writes its snapshots on its own schedule.
     """
 
     request = ForwardRequest(reference="sequence")
@@ -153,7 +156,7 @@ class DensityRatioWeights(StoredWeights):
                  pool: Optional[Pool] = None, warmup_steps: int = 10, val_batch_size: int = 16,
                  max_weight: Optional[float] = None, on_failure: str = "uniform", seed: Optional[int] = None,
                  transform_max_age: Optional[int] = 0, val_weight: Optional[float] = None,
-                 val_transforms_every: int = 1) -> None:
+                 val_transforms_every: int = 1, refresh_every: Optional[int] = None) -> None:
         super().__init__()
         if val_weight is not None and val_weight < 0:
             raise ConfigError(f"objective.val_weight must be >= 0 or null, got {val_weight}")
@@ -176,6 +179,11 @@ class DensityRatioWeights(StoredWeights):
         self.transform = transform
         self.estimator = estimator if estimator is not None else KMM()
         self.pool = pool if pool is not None else BatchPool()
+        if refresh_every is not None and (refresh_every < 1 or not self.pool.refreshes):
+            raise ConfigError(f"objective.refresh_every sets the interval of a refresh pool (objective.pool: refresh): "
+                              f"a number of steps >= 1 there, null otherwise; got {refresh_every} with "
+                              f"{type(self.pool).__name__}")
+        self.refresh_every = refresh_every
         self.warmup_steps = warmup_steps
         self.val_batch_size = val_batch_size
         self.max_weight = max_weight
@@ -345,7 +353,9 @@ class DensityRatioWeights(StoredWeights):
 
     # ---------------------------------------------------------------- refresh
     def refresh_due(self, step: int) -> bool:
-        return self.pool.refreshes and step >= self.warmup_steps
+        if not self.pool.refreshes or step < self.warmup_steps:
+            return False
+        return self.refresh_every is None or (step - self.warmup_steps) % self.refresh_every == 0
 
     @torch.no_grad()
     def refresh(self, ctx: StepContext, recompute: bool = False) -> bool:
