@@ -26,7 +26,6 @@ import pandas as pd
 import torch
 
 from lit_iwpo import weighting
-from lit_iwpo.weighting import density_ratio
 from lit_iwpo.eval.metrics import auc
 
 DEFAULT_ESTIMATORS = ("RuLSIF", "RuLSIF:alpha=0", "RuLSIF:alpha=0.5", "RuLSIF:lambda_=0.001", "KLIEP", "KMM")
@@ -51,12 +50,13 @@ def summarize(weights: torch.Tensor, relevant: torch.Tensor) -> tuple[float, flo
     return auc(w, relevant), float(w[~relevant].mean())
 
 
-def chosen(estimator, median: float) -> str:
-    """The kernel width the fit used, in standardised units and as a multiple of the median heuristic (the
-    cross-validation grids are multiples of it), and RuLSIF's ridge."""
+def chosen(estimator) -> str:
+    """The kernel width the fit used, in standardised units and, where the fit computed the median heuristic
+    (the cross-validation grids are multiples of it), as a multiple of it; and RuLSIF's ridge."""
     params = estimator.last_params
     sigma = params.get("sigma") or (2.0 * params["gamma"]) ** -0.5
-    text = f"sigma {sigma:.2f} ({sigma / median:.2g} x median)"
+    median = params.get("median")
+    text = f"sigma {sigma:.2f}" + (f" ({sigma / median:.2g} x median)" if median else "")
     return text + (f", lambda {params['lambda']:g}" if "lambda" in params else "")
 
 
@@ -81,12 +81,11 @@ def main(argv: list[str] | None = None) -> None:
             z_train = torch.tensor(train[cols].to_numpy(), dtype=torch.float32)
             z_val = torch.tensor(val[cols].to_numpy(), dtype=torch.float32)
             relevant = torch.tensor(train["relevant"].to_numpy(dtype=bool))
-            median = density_ratio.median_heuristic(torch.cat(density_ratio._standardize(z_train.double(), z_val.double())))
             rows = [("used by the run", "", torch.tensor(train["weight"].to_numpy()))]
             for spec in args.estimators:
                 est = make_estimator(spec)
                 w = est(z_train, z_val)
-                rows.append((spec, chosen(est, median), w))
+                rows.append((spec, chosen(est), w))
             for name, params, w in rows:
                 a, irr = summarize(w, relevant)
                 print(f"| {run} | {int(step)} | {name} | {params} | {a:.2f} | {irr:.3f} |", flush=True)

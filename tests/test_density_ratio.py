@@ -237,11 +237,13 @@ def test_kmm_uses_median_and_diw_widths_on_standardised_data():
     est = KMM()
     est(torch.tensor(xtr), torch.tensor(xv))
     assert est.last_params["gamma"] == pytest.approx(1 / (2 * np.median(d[d > 0]) ** 2), rel=1e-10)
+    assert est.last_params["median"] == pytest.approx(np.median(d[d > 0]), rel=1e-10)
     iu = np.triu_indices(len(a), 1)
     d_tr = np.sqrt(((a[:, None] - a[None]) ** 2).sum(-1))[iu]
     est = KMM(width="diw")
     est(torch.tensor(xtr), torch.tensor(xv))
     assert est.last_params["gamma"] == pytest.approx(np.quantile(d_tr, 0.01), rel=1e-10)
+    assert est.last_params["median"] is None  # the DIW rule never computes it
 
 
 # ----------------------------------------------------------------------------- KLIEP
@@ -270,9 +272,13 @@ def test_kliep_cv_picks_a_grid_width_and_fixed_width_skips_cv():
     assert len(scores) == 2 and all(math.isfinite(v) for v in scores.values())
     best = max(scores, key=scores.get)
     assert est.last_params["gamma"] == pytest.approx(1 / (2 * best**2))
+    med = median_heuristic(torch.cat(_std(ztr, zv)))
+    assert est.last_params["median"] == pytest.approx(med, rel=1e-12)
+    assert sorted(scores) == pytest.approx([0.5 * med, 1.0 * med], rel=1e-12)
     est = KLIEP(width=0.7)
     w = est(ztr, zv)
     assert est.last_params["cv_scores"] == {} and est.last_params["gamma"] == pytest.approx(1 / (2 * 0.49))
+    assert est.last_params["median"] is None
     assert float(w.double().mean()) == pytest.approx(1.0, abs=1e-4)  # constraint mean r_tr = 1
 
 
@@ -361,9 +367,11 @@ def test_rulsif_cv_selects_from_grids():
     med = median_heuristic(torch.cat(_std(ztr, zv)))
     assert est.last_params["lambda"] in (0.01, 0.1)
     assert min(abs(est.last_params["sigma"] - m * med) for m in (0.5, 1.0)) < 1e-12
+    assert est.last_params["median"] == pytest.approx(med, rel=1e-12)
     est = RuLSIF(sigma=0.4)  # fixed sigma, lambda still cross-validated
     est(ztr, zv)
     assert est.last_params["sigma"] == 0.4 and est.last_params["lambda"] in (1e-3, 1e-2, 1e-1, 1.0, 10.0)
+    assert est.last_params["median"] is None
 
 
 def _std(ztr, zv):

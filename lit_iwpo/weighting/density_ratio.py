@@ -165,12 +165,14 @@ def _parse_width(width, allowed: Sequence[str]) -> Union[str, float]:
     return width if isinstance(width, str) else float(width)
 
 
-def _resolve_gamma(width: Union[str, float], ztr: Tensor, zv: Tensor) -> float:
+def _resolve_gamma(width: Union[str, float], ztr: Tensor, zv: Tensor) -> tuple[float, Optional[float]]:
+    """γ of a width rule, and the median heuristic when the rule computed it (None otherwise)."""
     if width == "median":
-        return sigma_to_gamma(median_heuristic(torch.cat([ztr, zv])))
+        med = median_heuristic(torch.cat([ztr, zv]))
+        return sigma_to_gamma(med), med
     if width == "diw":
-        return diw_gamma(ztr)
-    return sigma_to_gamma(float(width))
+        return diw_gamma(ztr), None
+    return sigma_to_gamma(float(width)), None
 
 
 def _pick_centers(zv: Tensor, n_centers: int, gen: torch.Generator) -> Tensor:
@@ -185,7 +187,9 @@ class DensityRatioEstimator(ABC):
     Subclasses implement ``_fit_predict(ztr, zv) -> Tensor[N_train]`` on standardised float64
     ``[N, d]`` tensors. ``min_val`` (class attribute, default 2) is the fewest validation
     points accepted; subclasses raise it where their fitting needs more. After each call,
-    ``last_params`` holds the hyper-parameters that were used (chosen widths etc.).
+    ``last_params`` holds the hyper-parameters that were used (chosen widths etc.) and, where the width rule
+    computed it, ``median``: the median heuristic σ on the standardised data, so a chosen width can be read as
+    a multiple of it (the cross-validation grids are).
     """
 
     min_val: int = 2
@@ -374,7 +378,7 @@ class KMM(DensityRatioEstimator):
         n = ztr.shape[0]
         quantised = self.centers is not None or n > self.max_train
         m = min(n, self.centers if self.centers is not None else DEFAULT_KMM_CENTERS)
-        gamma = _resolve_gamma(self.width, ztr, zv)
+        gamma, med = _resolve_gamma(self.width, ztr, zv)
         eps = (math.sqrt(n) - 1.0) / math.sqrt(n) if self.eps is None else float(self.eps)
         lo, hi = max(n * (1.0 - eps), 0.0), n * (1.0 + eps)
         if self.bound * n < lo:
@@ -385,7 +389,7 @@ class KMM(DensityRatioEstimator):
             k.diagonal().add_(KMM_JITTER)
             kappa = gaussian_kernel(ztr, zv, gamma).sum(1) * (n / zv.shape[0])
             x, it = self._solve(k, kappa, lambda v: _project_box_slab(v, self.bound, lo, hi))
-            self.last_params = {"gamma": gamma, "eps": eps, "iterations": it, "centers": None}
+            self.last_params = {"gamma": gamma, "eps": eps, "iterations": it, "centers": None, "median": med}
             return x
         # quantised: m training points drawn as centres, every point in its nearest centre's cell; x_c is the
         # cell's total weight (count_c × the weight each of its points gets), so the QP keeps KMM's form with
@@ -401,7 +405,7 @@ class KMM(DensityRatioEstimator):
         k.diagonal().add_(KMM_JITTER / counts)
         kappa = gaussian_kernel(cz, zv, gamma).sum(1) * (n / zv.shape[0])
         x, it = self._solve(k, kappa, lambda v: _project_box_slab_vec(v, counts * self.bound, lo, hi), start=counts)
-        self.last_params = {"gamma": gamma, "eps": eps, "iterations": it, "centers": int(counts.numel())}
+        self.last_params = {"gamma": gamma, "eps": eps, "iterations": it, "centers": int(counts.numel()), "median": med}
         return (x / counts)[cell]
 
     def _solve(self, k: Tensor, kappa: Tensor, project, start: Optional[Tensor] = None) -> tuple[Tensor, int]:
@@ -534,7 +538,7 @@ class KLIEP(DensityRatioEstimator):
     def _fit_predict(self, ztr: Tensor, zv: Tensor) -> Tensor:
         gen = torch.Generator().manual_seed(self.seed)
         centers = _pick_centers(zv, self.n_centers, gen)
-        scores, mean_phi_tr = {}, {}  # training points enter only through mean φ and the final φ @ α: both in
+        med, scores, mean_phi_tr = None, {}, {}  # training points enter only through mean φ and the final φ @ α: both in
         if self.width == "cv":  # chunks (n may be 10⁶); mean φ of every width comes from one pass
             zcv = zv
             if self.cv_max_val is not None and zv.shape[0] > self.cv_max_val:
@@ -550,12 +554,12 @@ class KLIEP(DensityRatioEstimator):
                 scores[m * med] = self._cv_score(gaussian_kernel(zcv, centers, g), mean_phi_tr[g], folds)
             gamma = sigma_to_gamma(max(scores, key=lambda s: scores[s]))  # first maximum wins
         else:
-            gamma = _resolve_gamma(self.width, ztr, zv)
+            gamma, med = _resolve_gamma(self.width, ztr, zv)
         b = mean_phi_tr[gamma] if gamma in mean_phi_tr else kernel_sum(ztr, centers, gamma) / ztr.shape[0]
         alpha = kliep_alpha(gaussian_kernel(zv, centers, gamma), b, self.tol)
         if alpha is None:
             raise ConfigError("KLIEP: no training point is within reach of any kernel centre; use a larger width")
-        self.last_params = {"gamma": gamma, "cv_scores": scores}
+        self.last_params = {"gamma": gamma, "cv_scores": scores, "median": med}
         return kernel_apply(ztr, centers, gamma, alpha)
 
     def _cv_score(self, phi_v: Tensor, b: Tensor, folds: Tensor) -> float:
@@ -681,6 +685,7 @@ class RuLSIF(DensityRatioEstimator):
     def _fit_predict(self, ztr: Tensor, zv: Tensor) -> Tensor:
         gen = torch.Generator().manual_seed(self.seed)
         centers = _pick_centers(zv, self.n_centers, gen)
+        med = None
         if self.sigma is not None:
             sigmas = [float(self.sigma)]
         else:
@@ -711,5 +716,6 @@ class RuLSIF(DensityRatioEstimator):
         gamma = sigma_to_gamma(sigma)
         gram_tr = grams_tr[sigma] if sigma in grams_tr else kernel_gram(ztr, centers, gamma)[0]
         theta = _rulsif_theta(gram_tr / ztr.shape[0], gaussian_kernel(zv, centers, gamma), self.alpha, lam)
-        self.last_params = {"sigma": sigma, "lambda": lam, "loo_score": None if math.isinf(best_score) else best_score}
+        self.last_params = {"sigma": sigma, "lambda": lam, "loo_score": None if math.isinf(best_score) else best_score,
+                            "median": med}
         return kernel_apply(ztr, centers, gamma, theta)
