@@ -48,13 +48,14 @@ if [[ $stage == all || $stage == methods ]]; then
 fi
 if [[ $stage == all || $stage == options ]]; then
   # 3b. our options beyond Algorithm 1, beside the methods (same tables, same seeds): D_v trained at weight 1
-  # inside IW-DPO-R, a warm start on D_v (with its unweighted twin), and D_v transforms every 8 steps (speed)
+  # inside IW-DPO-R, a warm start on D_v (with its unweighted twin), D_v transforms every 8 steps (speed), and
+  # the refresh pool with KLIEP every 10 steps (the variant that keeps the gain on mixed_source, stage 5)
   for s in "${SCENARIOS[@]}"; do
     table "results/headroom/$s" "configs/scenarios/$s.yaml" \
       $M/dpo_tr_v.yaml $M/dpo_oracle_weights.yaml $M/dpo_anti_oracle_weights.yaml \
       $M/dpo_v.yaml $M/wpo.yaml $M/iw_dpo_l_kmm.yaml $M/iw_dpo_r_kmm.yaml $M/iw_dpo_r_kmm_plus_v.yaml \
       $M/dpo_dv_warm.yaml $M/iw_dpo_r_kmm_dv_warm.yaml $M/iw_dpo_r_refresh.yaml $M/iw_dpo_r_recent.yaml \
-      $M/iw_dpo_r_kmm_every8.yaml
+      $M/iw_dpo_r_kmm_every8.yaml $M/iw_dpo_r_refresh_kliep_every10.yaml
   done
 fi
 if [[ $stage == all || $stage == sweep ]]; then
@@ -74,13 +75,16 @@ if [[ $stage == all || $stage == pools ]]; then
   # normalising over 64 recent pairs or over all of D_tr instead of within each batch; the refresh pool also
   # with KLIEP in place of RuLSIF, and with KLIEP and estimates every 10 steps from step 10. The DPO and IW-DPO-R
   # (batch) runs are the sweep's own at that severity (same data, seeds and command) where it has them:
-  # copied in, so the table collects them instead of running them again
+  # copied in, so the table collects them instead of running them again. At the default severity the table
+  # also holds the other baselines and methods, so weighting is compared with every one of them there
   for severity in 0.8 0.4; do
     pools=results/pools/mixed_source_severity$severity
+    rest=()
+    [[ $severity == 0.4 ]] && rest=($M/dpo_v.yaml $M/wpo.yaml $M/iw_dpo_l_kmm.yaml)
     copy_runs "results/sweep/mixed_source/severity=$severity" "$pools" "${SEEDS[*]}" dpo_tr_v iw_dpo_r_kmm
     lit_iwpo table --base configs/scenarios/mixed_source.yaml --out "$pools" \
       --seeds "${SEEDS[@]}" --methods $M/dpo_tr_v.yaml $M/iw_dpo_r_kmm.yaml $M/iw_dpo_r_recent.yaml \
-      $M/iw_dpo_r_refresh.yaml $M/iw_dpo_r_refresh_kliep.yaml $M/iw_dpo_r_refresh_kliep_every10.yaml \
+      $M/iw_dpo_r_refresh.yaml $M/iw_dpo_r_refresh_kliep.yaml $M/iw_dpo_r_refresh_kliep_every10.yaml "${rest[@]}" \
       -- --data.train "scenario:mixed_source:train?severity=$severity"
   done
 fi
