@@ -2,7 +2,7 @@
 # The benchmark under shift, stage by stage: headroom first, then the methods, then the severity sweep.
 #
 #   benchmarks/shift_search.sh            # run (or continue) every stage in order
-#   benchmarks/shift_search.sh headroom   # one stage: headroom | range | methods | options | sweep | pools
+#   benchmarks/shift_search.sh headroom   # one stage: headroom | range | methods | options | sweep | pools | dv_size
 #
 # Every stage is a `lit_iwpo table` call into results/: a finished run (its summary.json holds test metrics)
 # is collected, never rerun, so the script continues where an interrupted session stopped; run it again with
@@ -86,5 +86,15 @@ if [[ $stage == all || $stage == pools ]]; then
       --seeds "${SEEDS[@]}" --methods $M/dpo_tr_v.yaml $M/iw_dpo_r_kmm.yaml $M/iw_dpo_r_recent.yaml \
       $M/iw_dpo_r_refresh.yaml $M/iw_dpo_r_refresh_kliep.yaml $M/iw_dpo_r_refresh_kliep_every10.yaml "${rest[@]}" \
       -- --data.train "scenario:mixed_source:train?severity=$severity"
+  done
+fi
+if [[ $stage == all || $stage == dv_size ]]; then
+  # 6. how small D_v must be before weighting beats training on it: mixed_source at the default severity with
+  # the first 8 and the first 2 of the 32 D_v pairs (each a prefix of the same stream; D_tr and D_te unchanged)
+  for n in 8 2; do
+    methods=($M/dpo_v.yaml $M/iw_dpo_r_kmm.yaml)
+    [[ $n == 8 ]] && methods+=($M/iw_dpo_r_recent.yaml $M/dpo_tr_v.yaml)
+    lit_iwpo table --base configs/scenarios/mixed_source.yaml --out "results/dv_size/mixed_source_nval$n" \
+      --seeds "${SEEDS[@]}" --methods "${methods[@]}" -- --data.val "scenario:mixed_source:val?n_val=$n"
   done
 fi
