@@ -25,8 +25,8 @@ class IWDPO(DPO):
     together with the latest recorded transforms of the pairs trained on just before it, ``pool_size`` pairs
     in all, normalised to mean 1 over that pool (a batch of mostly irrelevant pairs then weighs less in
     total); ``pool: refresh`` estimates weights for all of D_tr at once in the ``ImportanceWeightRefresh``
-    callback (on its schedule, or every ``refresh_every`` steps), with every training transform recomputed by the current policy (``transform_max_age`` allows
-    reusing recent ones recorded during training).
+    callback (on its schedule, or every ``refresh_every`` steps), with every training transform recomputed by
+    the current policy (``transform_max_age`` allows reusing recent ones recorded during training).
 
     The same as ``DPO(weights: DensityRatioWeights(...))``, with the pool named by a string.
 
