@@ -538,8 +538,10 @@ class KLIEP(DensityRatioEstimator):
     def _fit_predict(self, ztr: Tensor, zv: Tensor) -> Tensor:
         gen = torch.Generator().manual_seed(self.seed)
         centers = _pick_centers(zv, self.n_centers, gen)
-        med, scores, mean_phi_tr = None, {}, {}  # training points enter only through mean φ and the final φ @ α: both in
-        if self.width == "cv":  # chunks (n may be 10⁶); mean φ of every width comes from one pass
+        # training points enter only through mean φ and the final φ @ α: both in chunks (n may be 10⁶); mean φ of
+        # every width comes from one pass
+        med, scores, mean_phi_tr = None, {}, {}
+        if self.width == "cv":
             zcv = zv
             if self.cv_max_val is not None and zv.shape[0] > self.cv_max_val:
                 zcv = zv[torch.randperm(zv.shape[0], generator=gen)[: self.cv_max_val].to(zv.device)]
