@@ -80,7 +80,7 @@ if [[ $stage == all || $stage == pools ]]; then
   for severity in 0.8 0.4; do
     pools=results/pools/mixed_source_severity$severity
     rest=()
-    [[ $severity == 0.4 ]] && rest=($M/dpo_v.yaml $M/wpo.yaml $M/iw_dpo_l_kmm.yaml)
+    [[ $severity == 0.4 ]] && rest=($M/dpo_v.yaml $M/wpo.yaml $M/iw_dpo_l_kmm.yaml $M/iw_dpo_r_refresh_every10.yaml)
     copy_runs "results/sweep/mixed_source/severity=$severity" "$pools" "${SEEDS[*]}" dpo_tr_v iw_dpo_r_kmm
     lit_iwpo table --base configs/scenarios/mixed_source.yaml --out "$pools" \
       --seeds "${SEEDS[@]}" --methods $M/dpo_tr_v.yaml $M/iw_dpo_r_kmm.yaml $M/iw_dpo_r_recent.yaml \
