@@ -445,6 +445,7 @@ def test_with_option_sets_one_scenario_option():
 def test_sweep_collects_each_point_with_t_intervals_and_paired_diffs(tmp_path, hh_rows):
     from scipy import stats as sps
 
+    from lit_iwpo.eval.table import CONTESTED_ACCURACY as CONTESTED
     from lit_iwpo.eval.table import table_main
 
     base = tmp_path / "base.yaml"
@@ -453,19 +454,34 @@ def test_sweep_collects_each_point_with_t_intervals_and_paired_diffs(tmp_path, h
     rng = np.random.default_rng(11)
     out, n = tmp_path / "sweep", len(hh_rows)
     truth = {}
+    contested = np.array([r["contested"] for r in hh_rows])
+    assert 0 < contested.sum() < n
     for k, value in enumerate(("0.2", "0.6")):
         for seed in range(3):
             b = rng.choice([0.0, 0.5, 1.0], size=n)
             up = np.minimum(b + 0.5 * (k + 1), 1.0)
             for method, outcomes in (("dpo_tr_v", b), ("m_up", up)):
-                _write_run(out / f"severity={value}" / "runs" / method / f"seed{seed}", hh_rows, outcomes.tolist(),
-                           [r["chosen"] for r in hh_rows])
+                correct = rng.integers(0, 2, size=n).astype(bool)
+                run = out / f"severity={value}" / "runs" / method / f"seed{seed}"
+                _write_run(run, hh_rows, outcomes.tolist(), [r["chosen"] for r in hh_rows], correct.tolist())
+                acc = float(correct[contested].mean())
+                summary = json.loads((run / "summary.json").read_text())
+                (run / "summary.json").write_text(json.dumps({**summary, CONTESTED: acc}))
                 truth.setdefault((value, method), []).append(float(outcomes.mean()))
+                truth.setdefault((value, method, CONTESTED), []).append(acc)
             truth.setdefault((value, "diff"), []).append(float((up - b).mean()))
     assert table_main(["--base", str(base), "--methods", *map(str, methods), "--seeds", "0", "1", "2", "--out",
-                       str(out), "--collect", "--metrics", "test/win_rate", "--n-boot", "500",
+                       str(out), "--collect", "--metrics", "test/win_rate", CONTESTED, "--n-boot", "500",
                        "--vary", "severity=0.2,0.6"]) == 0
-    rows = {(r["severity"], r["method"]): r for r in _read_csv(out / "sweep.csv")}
+    every = _read_csv(out / "sweep.csv")
+    # the contested accuracy: its own rows, section and plot; its mean over seeds from the runs' own values
+    for r in (r for r in every if r["metric"] == CONTESTED):
+        assert float(r["mean"]) == pytest.approx(np.mean(truth[(r["severity"], r["method"], CONTESTED)]), abs=1e-4)
+    assert len([r for r in every if r["metric"] == CONTESTED]) == 4
+    text = (out / "sweep.md").read_text()
+    assert text.index("test/win_rate against severity") < text.index(f"{CONTESTED} against severity")
+    assert (out / "sweep_test_rewards_accuracies_contested.png").is_file()
+    rows = {(r["severity"], r["method"]): r for r in every if r["metric"] == "test/win_rate"}
     assert set(rows) == {(v, m) for v in ("0.2", "0.6") for m in ("dpo_tr_v", "m_up")}
     for (value, method), r in rows.items():
         vals = truth[(value, method)]
@@ -480,6 +496,12 @@ def test_sweep_collects_each_point_with_t_intervals_and_paired_diffs(tmp_path, h
         else:
             assert r["diff"] == ""
     assert (out / "sweep.png").is_file() and "| 0.6 | m_up | 3 |" in (out / "sweep.md").read_text()
+    # tables without the contested accuracy (a response shift): the win rate alone
+    assert table_main(["--base", str(base), "--methods", *map(str, methods), "--seeds", "0", "1", "2", "--out",
+                       str(out), "--collect", "--metrics", "test/win_rate", "--n-boot", "500",
+                       "--vary", "severity=0.2,0.6"]) == 0
+    assert CONTESTED not in (out / "sweep.md").read_text()
+    assert {r["metric"] for r in _read_csv(out / "sweep.csv")} == {"test/win_rate"}
 
 
 def test_table_runs_seed_by_seed_and_resumes(tmp_path, monkeypatch):

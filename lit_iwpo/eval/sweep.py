@@ -9,7 +9,9 @@ depend on severity or shift type, so every point is judged on the same test set)
 resumes on its own, so an interrupted sweep continues where it stopped. Then ``OUT/sweep.md`` /
 ``sweep.csv`` hold every method's mean, standard deviation and 95 % interval (Student t over seeds) per value,
 and the paired difference from the baseline with its bootstrap interval where the table computed one;
-``OUT/sweep.png`` draws the metric against the value, one line per method.
+``OUT/sweep.png`` draws the win rate against the value, one line per method. Contested accuracy (whether the
+deployment preference was learned, on label-shift scenarios) gets its own section and plot
+(``sweep_test_rewards_accuracies_contested.png``) where the tables hold it; ``--sweep-metrics`` picks others.
 
 Methods whose runs never read D_tr (``data.train_on: val``) get the same runs at every value: give them at
 one value only (e.g. a separate ``lit_iwpo table`` at the default) rather than paying for identical runs.
@@ -141,15 +143,32 @@ def sweep_plot(rows: list[dict], key: str, metric: str, path: Path, title: str =
     plt.close(fig)
 
 
-def write_sweep(out: Path, key: str, values: list[str], metric: str, baseline: str | None, title: str = "") -> str:
-    rows = sweep_rows(out, key, values, metric)
-    if not rows:
+def plot_name(metric: str, first: bool) -> str:
+    """``sweep.png`` for the sweep's first metric, ``sweep_<metric with / as _>.png`` for each further one."""
+    return "sweep.png" if first else "sweep_" + metric.replace("/", "_") + ".png"
+
+
+def write_sweep(out: Path, key: str, values: list[str], metrics: list[str], baseline: str | None,
+                title: str = "") -> str:
+    """``sweep.md`` (one section per metric that has rows), ``sweep.csv`` (every row) and one plot per metric.
+
+    Metrics no point's table holds (e.g. contested accuracy on a scenario without contested pairs) are left out.
+    """
+    sections, every, plotted = [], [], 0
+    for metric in metrics:
+        rows = sweep_rows(out, key, values, metric)
+        if not rows:
+            continue
+        sections.append(sweep_markdown(rows, key, metric, baseline))
+        sweep_plot(rows, key, metric, Path(out) / plot_name(metric, plotted == 0), f"{title}: {metric}" if title else "")
+        plotted += 1
+        every += rows
+    if not every:
         return ""
-    text = sweep_markdown(rows, key, metric, baseline)
+    text = "\n\n".join(sections)
     (Path(out) / "sweep.md").write_text(text + "\n")
     with (Path(out) / "sweep.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(fh, fieldnames=list(every[0]))
         writer.writeheader()
-        writer.writerows(rows)
-    sweep_plot(rows, key, metric, Path(out) / "sweep.png", title)
+        writer.writerows(every)
     return text

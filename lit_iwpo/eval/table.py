@@ -478,6 +478,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--vary", metavar="KEY=V1,V2,...", default=None,
                    help="one table per value of a scenario option of data.train (e.g. severity=0.2,0.4,0.6,0.8), "
                         "each in OUT/KEY=VALUE, then sweep.md/.csv/.png in OUT (see lit_iwpo.eval.sweep)")
+    p.add_argument("--sweep-metrics", nargs="+", default=[WIN_RATE, CONTESTED_ACCURACY], metavar="METRIC",
+                   help="with --vary: the metrics of sweep.md/.csv, one plot each (sweep.png for the first); "
+                        "those no table holds are left out")
     p.add_argument("extra", nargs=argparse.REMAINDER, help="after --: overrides passed to every fit")
     return p
 
@@ -506,7 +509,7 @@ def table_main(argv: list[str] | None = None) -> int:
         print(f"[table] {key}={value}", flush=True)
         point = argparse.Namespace(**{**vars(args), "out": sweep.point_dir(args.out, key, value)})
         rc = min(rc, run_table(point, [*extra, "--data.train", sweep.with_option(spec, key, value)], methods, baseline))
-    text = sweep.write_sweep(args.out, key, values, WIN_RATE, baseline, title=f"{args.base.stem}: {WIN_RATE}")
+    text = sweep.write_sweep(args.out, key, values, args.sweep_metrics, baseline, title=args.base.stem)
     if text:
         print("\n" + text)
     return rc
