@@ -482,19 +482,22 @@ def test_sweep_collects_each_point_with_t_intervals_and_paired_diffs(tmp_path, h
     assert text.index("test/win_rate against severity") < text.index(f"{CONTESTED} against severity")
     assert (out / "sweep_test_rewards_accuracies_contested.png").is_file()
     rows = {(r["severity"], r["method"]): r for r in every if r["metric"] == "test/win_rate"}
+    cut = False
     assert set(rows) == {(v, m) for v in ("0.2", "0.6") for m in ("dpo_tr_v", "m_up")}
     for (value, method), r in rows.items():
         vals = truth[(value, method)]
         mean, sd = np.mean(vals), np.std(vals, ddof=1)
         half = sps.t.ppf(0.975, df=2) * sd / math.sqrt(3)
         assert float(r["mean"]) == pytest.approx(mean, abs=1e-4) and float(r["sd"]) == pytest.approx(sd, abs=1e-4)
-        assert float(r["ci_low"]) == pytest.approx(mean - half, abs=2e-3)
-        assert float(r["ci_high"]) == pytest.approx(mean + half, abs=2e-3)
+        assert float(r["ci_low"]) == pytest.approx(max(mean - half, 0.0), abs=2e-3)  # a rate: cut to [0, 1]
+        assert float(r["ci_high"]) == pytest.approx(min(mean + half, 1.0), abs=2e-3)
+        cut = cut or mean - half < 0 or mean + half > 1
         if method == "m_up":  # the paired difference read from that point's own table
             assert float(r["diff"]) == pytest.approx(np.mean(truth[(value, "diff")]))
             assert float(r["diff_low"]) <= float(r["diff"]) <= float(r["diff_high"])
         else:
             assert r["diff"] == ""
+    assert cut  # the data reach past [0, 1] at least once, so the cut is tested
     assert (out / "sweep.png").is_file() and "| 0.6 | m_up | 3 |" in (out / "sweep.md").read_text()
     # tables without the contested accuracy (a response shift): the win rate alone
     assert table_main(["--base", str(base), "--methods", *map(str, methods), "--seeds", "0", "1", "2", "--out",

@@ -7,9 +7,9 @@ For each value the table of :mod:`lit_iwpo.eval.table` runs into ``OUT/<KEY>=<VA
 config's training source rewritten to that option (``scenario:NAME:train?severity=0.6``; D_v and D_te do not
 depend on severity or shift type, so every point is judged on the same test set). Each of those tables
 resumes on its own, so an interrupted sweep continues where it stopped. Then ``OUT/sweep.md`` /
-``sweep.csv`` hold every method's mean, standard deviation and 95 % interval (Student t over seeds) per value,
-and the paired difference from the baseline with its bootstrap interval where the table computed one;
-``OUT/sweep.png`` draws the win rate against the value, one line per method. Contested accuracy (whether the
+``sweep.csv`` hold every method's mean, standard deviation and 95 % interval (Student t over seeds, cut to
+[0, 1] for rates) per value, and the paired difference from the baseline with its bootstrap interval where the
+table computed one; ``OUT/sweep.png`` draws the win rate against the value, one line per method. Contested accuracy (whether the
 deployment preference was learned, on label-shift scenarios) gets its own section and plot
 (``sweep_test_rewards_accuracies_contested.png``) where the tables hold it; ``--sweep-metrics`` picks others.
 
@@ -93,6 +93,8 @@ def sweep_rows(out: Path, key: str, values: list[str], metric: str) -> list[dict
                 continue
             seeds = [float(v) for v in r["values"].split()]
             mean, sd, lo, hi = t_interval(seeds)
+            if is_rate(metric):  # a rate's mean lies in [0, 1]: the interval is cut there
+                lo, hi = max(lo, 0.0), min(hi, 1.0)
             d = diffs.get((r["method"], metric))
             rows.append({
                 key: value, "method": r["method"], "metric": metric, "n": len(seeds), "mean": mean, "sd": sd,
@@ -106,7 +108,8 @@ def sweep_rows(out: Path, key: str, values: list[str], metric: str) -> list[dict
 
 def sweep_markdown(rows: list[dict], key: str, metric: str, baseline: str | None) -> str:
     scale = 100.0 if is_rate(metric) else 1.0
-    head = (f"{metric} against {key}: mean ± sd over seeds [95 % t interval of the mean]"
+    head = (f"{metric} against {key}: mean ± sd over seeds [95 % t interval of the mean"
+            + (", cut to 0–100" if scale == 100.0 else "") + "]"
             + (f"; Δ = paired difference from {baseline} [95 % bootstrap CI over seeds × prompts]" if baseline else "")
             + (" (points)." if scale == 100.0 else "."))
     lines = [head, "", f"| {key} | method | seeds | {metric} | Δ |", "|---|---|---|---|---|"]
