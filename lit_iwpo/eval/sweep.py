@@ -9,9 +9,10 @@ depend on severity or shift type, so every point is judged on the same test set)
 resumes on its own, so an interrupted sweep continues where it stopped. Then ``OUT/sweep.md`` /
 ``sweep.csv`` hold every method's mean, standard deviation and 95 % interval (Student t over seeds, cut to
 [0, 1] for rates) per value, and the paired difference from the baseline with its bootstrap interval where the
-table computed one; ``OUT/sweep.png`` draws the win rate against the value, one line per method. Contested accuracy (whether the
-deployment preference was learned, on label-shift scenarios) gets its own section and plot
-(``sweep_test_rewards_accuracies_contested.png``) where the tables hold it; ``--sweep-metrics`` picks others.
+table computed one; ``OUT/sweep.png`` draws the win rate against the value, one line per method. Contested
+accuracy (whether the deployment preference was learned, on label-shift scenarios) gets its own section and
+plot (``sweep_test_rewards_accuracies_contested.png``) where the tables hold it; ``--sweep-metrics`` picks
+others.
 
 Methods whose runs never read D_tr (``data.train_on: val``) get the same runs at every value: give them at
 one value only (e.g. a separate ``lit_iwpo table`` at the default) rather than paying for identical runs.
