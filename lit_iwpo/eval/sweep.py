@@ -164,7 +164,8 @@ def write_sweep(out: Path, key: str, values: list[str], metrics: list[str], base
         if not rows:
             continue
         sections.append(sweep_markdown(rows, key, metric, baseline))
-        sweep_plot(rows, key, metric, Path(out) / plot_name(metric, plotted == 0), f"{title}: {metric}" if title else "")
+        sweep_plot(rows, key, metric, Path(out) / plot_name(metric, plotted == 0),
+                   f"{title}: {metric}" if title else "")
         plotted += 1
         every += rows
     if not every:
