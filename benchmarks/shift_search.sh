@@ -59,11 +59,17 @@ if [[ $stage == all || $stage == options ]]; then
   done
 fi
 if [[ $stage == all || $stage == sweep ]]; then
-  # 4. severity sweep (DPO on D_v never reads D_tr: its runs above stand for every severity)
+  # 4. severity sweep (DPO on D_v never reads D_tr: its runs above stand for every severity). At a scenario's
+  # default severity (helpful_harmless 0.4, science 0.7, culture 0.5: the same data as ?severity=<default>) the
+  # headroom table's runs are copied in, and that point joins the sweep. First DPO, the oracle and the paper's
+  # IW-DPO-R; the other methods are the next step (same command, more --methods: finished runs are kept)
+  declare -A DEFAULT_SEVERITY=([helpful_harmless]=0.4 [science]=0.7 [culture]=0.5)
   for s in "${SCENARIOS[@]}"; do
+    d=${DEFAULT_SEVERITY[$s]}
+    values=$(printf '%s\n' 0.2 0.4 0.6 0.8 "$d" | sort -u | paste -sd,)
+    copy_runs "results/headroom/$s" "results/sweep/$s/severity=$d" "${SEEDS[*]}" dpo_tr_v dpo_oracle_weights iw_dpo_r_kmm
     lit_iwpo table --base "configs/scenarios/$s.yaml" --out "results/sweep/$s" --seeds "${SEEDS[@]}" \
-      --vary severity=0.2,0.4,0.6,0.8 --methods $M/dpo_tr_v.yaml $M/dpo_oracle_weights.yaml $M/wpo.yaml \
-      $M/iw_dpo_l_kmm.yaml $M/iw_dpo_r_kmm.yaml $M/iw_dpo_r_refresh.yaml $M/iw_dpo_r_recent.yaml
+      --vary "severity=$values" --methods $M/dpo_tr_v.yaml $M/dpo_oracle_weights.yaml $M/iw_dpo_r_kmm.yaml
   done
   # the same sweep on mixed_source (a response shift, where IW-DPO-R beats DPO at the default severity):
   # the paper's claim that the gain shrinks as the shift grows (README, "Severity and pools")
