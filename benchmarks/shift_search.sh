@@ -93,6 +93,13 @@ if [[ $stage == all || $stage == pools ]]; then
       $M/iw_dpo_r_refresh.yaml $M/iw_dpo_r_refresh_kliep.yaml $M/iw_dpo_r_refresh_kliep_every10.yaml "${rest[@]}" \
       -- --data.train "scenario:mixed_source:train?severity=$severity"
   done
+  # the same question under a label conflict: helpful-harmless at 0.8, where the 4-pair batch keeps the flipped
+  # pairs (README, "Severity (helpful-harmless)"); DPO and the batch pool from the sweep
+  pools=results/pools/helpful_harmless_severity0.8
+  copy_runs "results/sweep/helpful_harmless/severity=0.8" "$pools" "${SEEDS[*]}" dpo_tr_v iw_dpo_r_kmm
+  lit_iwpo table --base configs/scenarios/helpful_harmless.yaml --out "$pools" --seeds "${SEEDS[@]}" \
+    --methods $M/dpo_tr_v.yaml $M/iw_dpo_r_kmm.yaml $M/iw_dpo_r_recent.yaml $M/iw_dpo_r_refresh_kliep_every10.yaml \
+    -- --data.train "scenario:helpful_harmless:train?severity=0.8"
 fi
 if [[ $stage == all || $stage == dv_size ]]; then
   # 6. how small D_v must be before weighting beats training on it: mixed_source at the default severity with
