@@ -158,15 +158,14 @@ def write_sweep(out: Path, key: str, values: list[str], metrics: list[str], base
 
     Metrics no point's table holds (e.g. contested accuracy on a scenario without contested pairs) are left out.
     """
-    sections, every, plotted = [], [], 0
+    sections, every = [], []
     for metric in metrics:
         rows = sweep_rows(out, key, values, metric)
         if not rows:
             continue
-        sections.append(sweep_markdown(rows, key, metric, baseline))
-        sweep_plot(rows, key, metric, Path(out) / plot_name(metric, plotted == 0),
+        sweep_plot(rows, key, metric, Path(out) / plot_name(metric, not sections),
                    f"{title}: {metric}" if title else "")
-        plotted += 1
+        sections.append(sweep_markdown(rows, key, metric, baseline))
         every += rows
     if not every:
         return ""
