@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pandas as pd
 import pytest
 from nbclient import NotebookClient
@@ -22,7 +23,7 @@ from test_cli import _config
 REPO = Path(__file__).parent.parent
 NOTEBOOK = REPO / "notebooks" / "importance_weights.ipynb"
 METHOD = "IWDPO transform=reward pool=refresh estimator=RuLSIF"
-FIGURES = ("weights_by_relevance.png", "weights_over_training.png", "reward_space.png")
+FIGURES = ("weights_by_relevance.png", "weights_over_training.png", "reward_space.png", "transform_drift.png")
 
 
 def _stream_outputs(nb) -> list[str]:
@@ -108,6 +109,32 @@ def test_importance_weights_notebook(iw_run, tmp_path, monkeypatch):
     assert (f"reward space at step {step}: {per_step[step]} D_tr pairs and {n_val} D_v pairs, all transforms "
             f"computed by the policy at step {step}") in outputs[3]
     assert "reward-space plot written" in outputs[3]
+
+    # drift (section 3b): at each refresh, each group's mean transform against D_v's, computed here from the
+    # parquet files with numpy; the AUC by counting the (relevant, irrelevant) pairs the weights order right
+    drift = pd.read_csv(run_dir / "figures" / "transform_drift.csv")
+    per_step_csv = pd.read_csv(run_dir / "figures" / "transform_drift_steps.csv")
+    assert per_step_csv["step"].tolist() == [3, 6] and (per_step_csv["D_tr pairs"] == 24).all()
+    assert "drift plot written" in outputs[4]
+    for s in (3, 6):
+        tr, v = snaps[snaps["step"] == s], val[val["step"] == s]
+        z, zv = tr[["z0", "z1"]].to_numpy(), v[["z0", "z1"]].to_numpy()
+        assert per_step_csv.loc[per_step_csv["step"] == s, "D_v margin"].item() == pytest.approx(
+            (zv[:, 0] - zv[:, 1]).mean(), abs=1e-9)
+        groups = tr.groupby(["group", "relevant"])
+        assert (drift["step"] == s).sum() == groups.ngroups
+        for (group, relevant), part in groups:
+            row = drift[(drift["step"] == s) & (drift["group"] == f"{group} / {'relevant' if relevant else 'irrelevant'}")]
+            mean = part[["z0", "z1"]].to_numpy().mean(0)
+            assert row["pairs"].item() == len(part)
+            assert row["margin"].item() == pytest.approx(mean[0] - mean[1], abs=1e-9)
+            assert row["distance to D_v (sd)"].item() == pytest.approx(
+                np.linalg.norm((mean - zv.mean(0)) / z.std(0)), rel=1e-9)
+            assert row["mean weight"].item() == pytest.approx(part["weight"].mean(), rel=1e-9)
+        w, relevant = tr["weight"].to_numpy(), tr["relevant"].astype(bool).to_numpy()
+        w_rel, w_irr = w[relevant][:, None], w[~relevant][None, :]
+        auc = ((w_rel > w_irr).sum() + 0.5 * (w_rel == w_irr).sum()) / (w_rel.size * w_irr.size)
+        assert per_step_csv.loc[per_step_csv["step"] == s, "AUC relevant"].item() == pytest.approx(auc, abs=1e-6)  # float32
 
 
 def test_notebook_on_dpo_run(tmp_path, pref_files, monkeypatch):
@@ -197,7 +224,7 @@ def test_calibration_section_on_a_dora_run(tmp_path, monkeypatch):
                                "init_args": {"every_n_steps": 2, "every_n_epochs": None}}]})
     run_dir = Path(cli(["fit", "--config", str(cfg)]).trainer.log_dir)
     outputs = _execute(run_dir, tmp_path, monkeypatch)
-    text = outputs[4]
+    text = outputs[5]
     final = pd.read_parquet(sorted((run_dir / "weights").glob("step=*.parquet"))[-1])
     rows = {r["id"]: r for r in build_scenario("mixed_source", n_train=24, n_val=4, n_test=4).train}
     chosen_src = [rows[i]["source"]["chosen"] for i in final["id"]]
@@ -231,7 +258,7 @@ def test_iwpo_section_on_an_iwpo_run(tmp_path, monkeypatch):
         "trainer.callbacks": [{"class_path": "lit_iwpo.callbacks.ImportanceWeightRefresh",
                                "init_args": {"every_n_steps": 2, "every_n_epochs": None}}]})
     run_dir = Path(cli(["fit", "--config", str(cfg)]).trainer.log_dir)
-    text = _execute(run_dir, tmp_path, monkeypatch)[5]
+    text = _execute(run_dir, tmp_path, monkeypatch)[6]
     final = pd.read_parquet(sorted((run_dir / "weights").glob("step=*.parquet"))[-1])
     assert int(final["draws"].sum()) == 24
     assert f"draws this epoch: 24; pairs never drawn: {int((final['draws'] == 0).sum())} of 24" in text
