@@ -2,7 +2,7 @@
 # The benchmark under shift, stage by stage: headroom first, then the methods, then the severity sweep.
 #
 #   benchmarks/shift_search.sh            # run (or continue) every stage in order
-#   benchmarks/shift_search.sh headroom   # one stage: headroom | range | methods | options | sweep | pools | dv_size
+#   benchmarks/shift_search.sh headroom   # one stage: headroom | range | methods | options | sweep | pools | dv_size | once
 #
 # Every stage is a `lit_iwpo table` call into results/: a finished run (its summary.json holds test metrics)
 # is collected, never rerun, so the script continues where an interrupted session stopped; run it again with
@@ -110,4 +110,41 @@ if [[ $stage == all || $stage == dv_size ]]; then
     lit_iwpo table --base configs/scenarios/mixed_source.yaml --out "results/dv_size/mixed_source_nval$n" \
       --seeds "${SEEDS[@]}" --methods "${methods[@]}" -- --data.val "scenario:mixed_source:val?n_val=$n"
   done
+fi
+if [[ $stage == all || $stage == once ]]; then
+  # 7. the KLIEP refresh pool with one estimate, kept for the run (ours: iw_dpo_r_refresh_kliep_once.yaml), in
+  # every table above where the other pools ran, paired with the same seeds: each scenario's defaults,
+  # mixed_source's pools at 0.8 and 0.4, helpful-harmless at 0.8 and across its sweep. Each table is run with
+  # DPO and the new row (DPO's runs are there: they are collected), then collected with all its rows
+  add() {  # add OUT BASE "ROWS..." [EXTRA...]: run the new row beside DPO, then collect every row
+    local out=$1 base=$2 rows=$3; shift 3
+    local extra=(); (($#)) && extra=(-- "$@")
+    lit_iwpo table --base "$base" --out "$out" --seeds "${SEEDS[@]}" \
+      --methods $M/dpo_tr_v.yaml $M/iw_dpo_r_refresh_kliep_once.yaml "${extra[@]}"
+    lit_iwpo table --collect --base "$base" --out "$out" --seeds "${SEEDS[@]}" \
+      --methods $(printf "$M/%s.yaml " $rows) $M/iw_dpo_r_refresh_kliep_once.yaml "${extra[@]}"
+  }
+  add results/headroom/helpful_harmless configs/scenarios/helpful_harmless.yaml "dpo_tr_v dpo_oracle_weights \
+    dpo_anti_oracle_weights dpo_v wpo iw_dpo_l_kmm iw_dpo_r_kmm iw_dpo_r_kmm_plus_v dpo_dv_warm iw_dpo_r_kmm_dv_warm \
+    iw_dpo_r_recent iw_dpo_r_refresh"
+  add results/headroom/science configs/scenarios/science.yaml "dpo_tr_v dpo_oracle_weights dpo_v wpo iw_dpo_l_kmm \
+    iw_dpo_r_kmm dpo_dv_warm iw_dpo_r_kmm_dv_warm iw_dpo_r_recent iw_dpo_r_refresh iw_dpo_r_refresh_kliep_every10"
+  add results/headroom/culture configs/scenarios/culture.yaml "dpo_tr_v dpo_oracle_weights dpo_anti_oracle_weights \
+    dpo_v wpo iw_dpo_r_kmm iw_dpo_l_kmm iw_dpo_r_recent iw_dpo_r_refresh"
+  add results/pools/mixed_source_severity0.8 configs/scenarios/mixed_source.yaml "dpo_tr_v iw_dpo_r_kmm \
+    iw_dpo_r_recent iw_dpo_r_refresh iw_dpo_r_refresh_kliep_every10" \
+    --data.train "scenario:mixed_source:train?severity=0.8"
+  add results/pools/mixed_source_severity0.4 configs/scenarios/mixed_source.yaml "dpo_tr_v iw_dpo_r_kmm \
+    iw_dpo_r_recent iw_dpo_r_refresh iw_dpo_r_refresh_kliep iw_dpo_r_refresh_kliep_every10 \
+    iw_dpo_r_refresh_every10 dpo_v wpo iw_dpo_l_kmm" --data.train "scenario:mixed_source:train?severity=0.4"
+  add results/pools/helpful_harmless_severity0.8 configs/scenarios/helpful_harmless.yaml "dpo_tr_v iw_dpo_r_kmm \
+    iw_dpo_r_recent iw_dpo_r_refresh_kliep_every10" --data.train "scenario:helpful_harmless:train?severity=0.8"
+  # the sweep: its 0.4 and 0.8 runs of the new row are the tables' above (the same command), copied in
+  copy_runs results/headroom/helpful_harmless "results/sweep/helpful_harmless/severity=0.4" "${SEEDS[*]}" \
+    iw_dpo_r_refresh_kliep_once
+  copy_runs results/pools/helpful_harmless_severity0.8 "results/sweep/helpful_harmless/severity=0.8" "${SEEDS[*]}" \
+    iw_dpo_r_refresh_kliep_once
+  lit_iwpo table --base configs/scenarios/helpful_harmless.yaml --out results/sweep/helpful_harmless \
+    --seeds "${SEEDS[@]}" --vary severity=0.2,0.4,0.6,0.8 --methods $M/dpo_tr_v.yaml $M/dpo_oracle_weights.yaml \
+    $M/iw_dpo_r_kmm.yaml $M/iw_dpo_r_refresh_kliep_once.yaml
 fi
