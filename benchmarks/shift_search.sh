@@ -147,4 +147,10 @@ if [[ $stage == all || $stage == once ]]; then
   lit_iwpo table --base configs/scenarios/helpful_harmless.yaml --out results/sweep/helpful_harmless \
     --seeds "${SEEDS[@]}" --vary severity=0.2,0.4,0.6,0.8 --methods $M/dpo_tr_v.yaml $M/dpo_oracle_weights.yaml \
     $M/iw_dpo_r_kmm.yaml $M/iw_dpo_r_refresh_kliep_once.yaml
+  # the science sweep with it (0.7, the default, from the headroom table); the severities where most pairs are
+  # flipped first (sweep.md orders them by value)
+  copy_runs results/headroom/science "results/sweep/science/severity=0.7" "${SEEDS[*]}" iw_dpo_r_refresh_kliep_once
+  lit_iwpo table --base configs/scenarios/science.yaml --out results/sweep/science --seeds "${SEEDS[@]}" \
+    --vary severity=0.8,0.6,0.4,0.2,0.7 --methods $M/dpo_tr_v.yaml $M/dpo_oracle_weights.yaml $M/iw_dpo_r_kmm.yaml \
+    $M/iw_dpo_r_refresh_kliep_once.yaml
 fi
