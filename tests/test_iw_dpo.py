@@ -509,6 +509,8 @@ def test_refresh_every_counts_from_the_end_of_the_warm_up():
     due = [s for s in range(12) if IWDPO(warmup_steps=2, pool="refresh", refresh_every=3).weights.refresh_due(s)]
     assert due == [2, 5, 8, 11]
     assert [s for s in range(5) if IWDPO(warmup_steps=2, pool="refresh").weights.refresh_due(s)] == [2, 3, 4]
+    # an interval beyond the run: one estimate, when the warm-up ends (static weights)
+    assert [s for s in range(60) if IWDPO(warmup_steps=10, pool="refresh", refresh_every=1000).weights.refresh_due(s)] == [10]
     for bad in (dict(pool="batch", refresh_every=3), dict(pool="refresh", refresh_every=0)):
         with pytest.raises(ValueError, match="refresh_every"):
             IWDPO(**bad)
@@ -535,6 +537,13 @@ def test_refresh_every_on_the_objective_equals_the_callbacks_schedule(tmp_path, 
     assert all(torch.equal(pa_[k], pb[k]) for k in pa_)
     written = sorted(p.name for p in (Path(by_objective.trainer.log_dir) / "weights").glob("step=*.parquet"))
     assert written == [f"step={s:06d}.parquet" for s in (3, 4, 6, 8, 9)]
+
+    # an interval beyond the run (iw_dpo_r_refresh_kliep_once.yaml): the step-3 estimate, the same as above (same
+    # policy up to then), weighs every later step and is still the store's weights at the end
+    once = run("once", 4, 100).model.objective.weights
+    assert [(e["step"], e["uses"]) for e in once.estimates] == [(3, 6)]
+    assert torch.equal(once.estimates[0]["weights"], a.estimates[0]["weights"])
+    assert torch.equal(once.store.weights, a.estimates[0]["weights"]) and (once.store.weight_step == 3).all()
 
 
 def test_refresh_transforms_equal_an_independent_eval_forward(tmp_path, pref_files):

@@ -55,7 +55,9 @@ class IWDPO(DPO):
         val_transforms_every: Beyond the paper: score a validation batch every k steps and reuse its transforms
             for the next k − 1 estimates (1, the paper: every step). Cuts the D_v forward passes k-fold.
         refresh_every: Beyond the paper, ``pool: refresh`` only: re-estimate when the warm-up ends and every k steps
-            after it, instead of on the ``ImportanceWeightRefresh`` callback's schedule (null: the callback's).
+            after it, instead of on the ``ImportanceWeightRefresh`` callback's schedule (null: the callback's). A k
+            beyond the run's last step estimates once, when the warm-up ends, and keeps those weights (static
+            weights, as against Algorithm 1's dynamic ones: ``configs/methods/iw_dpo_r_refresh_kliep_once.yaml``).
         val_warmup_steps: Beyond the paper: the first k steps train on D_v batches instead (``DPO``'s option), so
             the transforms of the first estimates already carry the deployment preference; pair with
             ``warmup_steps`` >= k.

@@ -148,6 +148,7 @@ class DensityRatioWeights(StoredWeights):
         refresh_every: ``RefreshPool`` only. None: the ``ImportanceWeightRefresh`` callback's schedule says when
             to re-estimate. k: re-estimate when the warm-up ends and every k steps after it (steps w, w + k, ...),
             whatever the callback's ``every_n_steps``; the callback still writes its snapshots on its own schedule.
+            A k beyond the run's last step: one estimate, at step w, kept for the rest of the run.
     """
 
     request = ForwardRequest(reference="sequence")
