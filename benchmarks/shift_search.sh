@@ -3,6 +3,7 @@
 #
 #   benchmarks/shift_search.sh            # run (or continue) every stage in order
 #   benchmarks/shift_search.sh headroom   # one stage: headroom | range | methods | options | sweep | pools | dv_size | once
+#                                         #            | dora
 #
 # Every stage is a `lit_iwpo table` call into results/: a finished run (its summary.json holds test metrics)
 # is collected, never rerun, so the script continues where an interrupted session stopped; run it again with
@@ -22,6 +23,14 @@ stage=${1:-all}
 table() {  # table OUT BASE METHOD... [-- EXTRA]
   local out=$1 base=$2; shift 2
   lit_iwpo table --base "$base" --out "$out" --seeds "${SEEDS[@]}" --methods "$@"
+}
+add() {  # add OUT BASE "ROWS..." "NEW..." [EXTRA...]: run the new rows (method config paths) beside DPO, whose
+  # runs are there (collected), then collect every row: ROWS are names in configs/methods, NEW come last
+  local out=$1 base=$2 rows=$3 new=$4; shift 4
+  local extra=(); (($#)) && extra=(-- "$@")
+  lit_iwpo table --base "$base" --out "$out" --seeds "${SEEDS[@]}" --methods $M/dpo_tr_v.yaml $new "${extra[@]}"
+  lit_iwpo table --collect --base "$base" --out "$out" --seeds "${SEEDS[@]}" \
+    --methods $(printf "$M/%s.yaml " $rows) $new "${extra[@]}"
 }
 
 if [[ $stage == all || $stage == headroom ]]; then
@@ -116,29 +125,22 @@ if [[ $stage == all || $stage == once ]]; then
   # every table above where the other pools ran, paired with the same seeds: each scenario's defaults,
   # mixed_source's pools at 0.8 and 0.4, helpful-harmless at 0.8 and across its sweep. Each table is run with
   # DPO and the new row (DPO's runs are there: they are collected), then collected with all its rows
-  add() {  # add OUT BASE "ROWS..." [EXTRA...]: run the new row beside DPO, then collect every row
-    local out=$1 base=$2 rows=$3; shift 3
-    local extra=(); (($#)) && extra=(-- "$@")
-    lit_iwpo table --base "$base" --out "$out" --seeds "${SEEDS[@]}" \
-      --methods $M/dpo_tr_v.yaml $M/iw_dpo_r_refresh_kliep_once.yaml "${extra[@]}"
-    lit_iwpo table --collect --base "$base" --out "$out" --seeds "${SEEDS[@]}" \
-      --methods $(printf "$M/%s.yaml " $rows) $M/iw_dpo_r_refresh_kliep_once.yaml "${extra[@]}"
-  }
+  once=$M/iw_dpo_r_refresh_kliep_once.yaml
   add results/headroom/helpful_harmless configs/scenarios/helpful_harmless.yaml "dpo_tr_v dpo_oracle_weights \
     dpo_anti_oracle_weights dpo_v wpo iw_dpo_l_kmm iw_dpo_r_kmm iw_dpo_r_kmm_plus_v dpo_dv_warm iw_dpo_r_kmm_dv_warm \
-    iw_dpo_r_recent iw_dpo_r_refresh"
+    iw_dpo_r_recent iw_dpo_r_refresh" "$once"
   add results/headroom/science configs/scenarios/science.yaml "dpo_tr_v dpo_oracle_weights dpo_v wpo iw_dpo_l_kmm \
-    iw_dpo_r_kmm dpo_dv_warm iw_dpo_r_kmm_dv_warm iw_dpo_r_recent iw_dpo_r_refresh iw_dpo_r_refresh_kliep_every10"
+    iw_dpo_r_kmm dpo_dv_warm iw_dpo_r_kmm_dv_warm iw_dpo_r_recent iw_dpo_r_refresh iw_dpo_r_refresh_kliep_every10" "$once"
   add results/headroom/culture configs/scenarios/culture.yaml "dpo_tr_v dpo_oracle_weights dpo_anti_oracle_weights \
-    dpo_v wpo iw_dpo_r_kmm iw_dpo_l_kmm iw_dpo_r_recent iw_dpo_r_refresh"
+    dpo_v wpo iw_dpo_r_kmm iw_dpo_l_kmm iw_dpo_r_recent iw_dpo_r_refresh" "$once"
   add results/pools/mixed_source_severity0.8 configs/scenarios/mixed_source.yaml "dpo_tr_v iw_dpo_r_kmm \
-    iw_dpo_r_recent iw_dpo_r_refresh iw_dpo_r_refresh_kliep_every10" \
+    iw_dpo_r_recent iw_dpo_r_refresh iw_dpo_r_refresh_kliep_every10" "$once" \
     --data.train "scenario:mixed_source:train?severity=0.8"
   add results/pools/mixed_source_severity0.4 configs/scenarios/mixed_source.yaml "dpo_tr_v iw_dpo_r_kmm \
     iw_dpo_r_recent iw_dpo_r_refresh iw_dpo_r_refresh_kliep iw_dpo_r_refresh_kliep_every10 \
-    iw_dpo_r_refresh_every10 dpo_v wpo iw_dpo_l_kmm" --data.train "scenario:mixed_source:train?severity=0.4"
+    iw_dpo_r_refresh_every10 dpo_v wpo iw_dpo_l_kmm" "$once" --data.train "scenario:mixed_source:train?severity=0.4"
   add results/pools/helpful_harmless_severity0.8 configs/scenarios/helpful_harmless.yaml "dpo_tr_v iw_dpo_r_kmm \
-    iw_dpo_r_recent iw_dpo_r_refresh_kliep_every10" --data.train "scenario:helpful_harmless:train?severity=0.8"
+    iw_dpo_r_recent iw_dpo_r_refresh_kliep_every10" "$once" --data.train "scenario:helpful_harmless:train?severity=0.8"
   # the sweep: its 0.4 and 0.8 runs of the new row are the tables' above (the same command), copied in
   copy_runs results/headroom/helpful_harmless "results/sweep/helpful_harmless/severity=0.4" "${SEEDS[*]}" \
     iw_dpo_r_refresh_kliep_once
@@ -153,4 +155,26 @@ if [[ $stage == all || $stage == once ]]; then
   lit_iwpo table --base configs/scenarios/science.yaml --out results/sweep/science --seeds "${SEEDS[@]}" \
     --vary severity=0.8,0.6,0.4,0.2,0.7 --methods $M/dpo_tr_v.yaml $M/dpo_oracle_weights.yaml $M/iw_dpo_r_kmm.yaml \
     $M/iw_dpo_r_refresh_kliep_once.yaml
+  # the culture sweep with DPO, the oracle, the paper's IW-DPO-R and the kept estimate (0.5, the default, from the
+  # headroom table); the ends of the range first
+  copy_runs results/headroom/culture "results/sweep/culture/severity=0.5" "${SEEDS[*]}" dpo_tr_v dpo_oracle_weights \
+    iw_dpo_r_kmm iw_dpo_r_refresh_kliep_once
+  lit_iwpo table --base configs/scenarios/culture.yaml --out results/sweep/culture --seeds "${SEEDS[@]}" \
+    --vary severity=0.8,0.2,0.6,0.4,0.5 --methods $M/dpo_tr_v.yaml $M/dpo_oracle_weights.yaml $M/iw_dpo_r_kmm.yaml \
+    $M/iw_dpo_r_refresh_kliep_once.yaml
+fi
+if [[ $stage == all || $stage == dora ]]; then
+  # 8. DoRA's calibration weights (a D_v-vs-D_tr classifier on the base model's response embeddings) in the three
+  # scenarios' tables, with DRO (the paper) and in a weighted mean (its "h without DRO" ablation), paired with
+  # the same seeds. helpful-harmless's DoRA runs are the DoRA table's (the same command): copied in
+  copy_runs results/dora/helpful_harmless results/headroom/helpful_harmless "${SEEDS[*]}" dora
+  dora="$M/dora.yaml configs/dora/reweight_only.yaml"
+  add results/headroom/helpful_harmless configs/scenarios/helpful_harmless.yaml "dpo_tr_v dpo_oracle_weights \
+    dpo_anti_oracle_weights dpo_v wpo iw_dpo_l_kmm iw_dpo_r_kmm iw_dpo_r_kmm_plus_v dpo_dv_warm iw_dpo_r_kmm_dv_warm \
+    iw_dpo_r_recent iw_dpo_r_refresh iw_dpo_r_refresh_kliep_once" "$dora"
+  add results/headroom/science configs/scenarios/science.yaml "dpo_tr_v dpo_oracle_weights dpo_v wpo iw_dpo_l_kmm \
+    iw_dpo_r_kmm dpo_dv_warm iw_dpo_r_kmm_dv_warm iw_dpo_r_recent iw_dpo_r_refresh iw_dpo_r_refresh_kliep_every10 \
+    iw_dpo_r_refresh_kliep_once" "$dora"
+  add results/headroom/culture configs/scenarios/culture.yaml "dpo_tr_v dpo_oracle_weights dpo_anti_oracle_weights \
+    dpo_v wpo iw_dpo_r_kmm iw_dpo_l_kmm iw_dpo_r_recent iw_dpo_r_refresh iw_dpo_r_refresh_kliep_once" "$dora"
 fi
