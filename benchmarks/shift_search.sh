@@ -165,10 +165,11 @@ if [[ $stage == all || $stage == once ]]; then
 fi
 if [[ $stage == all || $stage == dora ]]; then
   # 8. DoRA's calibration weights (a D_v-vs-D_tr classifier on the base model's response embeddings) in the three
-  # scenarios' tables, with DRO (the paper) and in a weighted mean (its "h without DRO" ablation), paired with
-  # the same seeds. helpful-harmless's DoRA runs are the DoRA table's (the same command): copied in
+  # scenarios' tables, with DRO (the paper) and in a weighted mean (its "h without DRO" ablation), and the same
+  # classifier on whole pairs as a density ratio (ours: iw_dpo_embedding_ratio.yaml), paired with the same seeds.
+  # helpful-harmless's DoRA runs are the DoRA table's (the same command): copied in
   copy_runs results/dora/helpful_harmless results/headroom/helpful_harmless "${SEEDS[*]}" dora
-  dora="$M/dora.yaml configs/dora/reweight_only.yaml"
+  dora="$M/iw_dpo_embedding_ratio.yaml $M/dora.yaml configs/dora/reweight_only.yaml"
   add results/headroom/helpful_harmless configs/scenarios/helpful_harmless.yaml "dpo_tr_v dpo_oracle_weights \
     dpo_anti_oracle_weights dpo_v wpo iw_dpo_l_kmm iw_dpo_r_kmm iw_dpo_r_kmm_plus_v dpo_dv_warm iw_dpo_r_kmm_dv_warm \
     iw_dpo_r_recent iw_dpo_r_refresh iw_dpo_r_refresh_kliep_once" "$dora"

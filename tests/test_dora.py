@@ -134,6 +134,8 @@ from lit_iwpo.weighting.calibration import (  # noqa: E402
     classifier_quality,
     cross_fit_probabilities,
     pair_weights,
+    ratio_weights,
+    select_l2,
     source_shares,
 )
 
@@ -351,3 +353,105 @@ def test_per_response_sources_of_the_mixed_source_scenario(tmp_path):
              "test": spec.format("test")}
     with pytest.raises(ValueError, match=r"train.jsonl, row 4, field 'source': unknown source 'robot'"):
         cli(["fit", "--config", str(_config(tmp_path / "bad", files, **{"model.objective": DORA}))])
+
+
+# ------------------------------------------------------------- pair classifier, density-ratio form (beyond DoRA)
+def test_ratio_weights_by_hand():
+    """α = .2: p = .5 gives (.8/.2) · 1 = 4; p = .2 gives 4 · .25 = 1; p = .8 gives 4 · 4 = 16."""
+    assert torch.allclose(ratio_weights(T([0.5, 0.2, 0.8]), 0.2), T([4.0, 1.0, 16.0]))
+    with pytest.raises(ValueError, match="target share"):
+        ratio_weights(T([0.5]), 1.0)
+
+
+def test_select_l2_takes_the_lowest_out_of_fold_log_loss():
+    """Against a brute force: every penalty's cross-fitted p and its log-loss written out with numpy."""
+    import numpy as np
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(120, 30, generator=g)
+    y = (torch.rand(120, generator=g) < 0.25).long()
+    x[y == 1, :3] += 0.8
+    grid = [1e-3, 1e-1, 10.0]
+    best, p, losses = select_l2(x, y, grid, folds=4)
+    want = {}
+    for l2 in grid:
+        q = cross_fit_probabilities(x, y, folds=4, l2=l2).double().clamp(1e-6, 1 - 1e-6).numpy()
+        yy = y.numpy()
+        want[l2] = float(-(yy * np.log(q) + (1 - yy) * np.log(1 - q)).mean())
+        assert losses[l2] == pytest.approx(want[l2], rel=1e-6)
+    assert best == min(want, key=want.get)
+    assert torch.equal(p, cross_fit_probabilities(x, y, folds=4, l2=best))
+
+
+PAIR_RATIO = {"class_path": "lit_iwpo.objectives.DPO",
+              "init_args": {"weights": {"class_path": "lit_iwpo.objectives.weights.CalibrationWeights",
+                                        "init_args": {"target_from": "val", "unit": "pair", "form": "ratio",
+                                                      "classifier": {"class_path": "lit_iwpo.objectives.weights.EmbeddingProbe",
+                                                                     "init_args": {"folds": 2, "l2": [0.01, 1.0]}}}}}}
+
+
+def test_pair_classifier_weighs_the_density_ratio_of_label_ordered_pair_embeddings(tmp_path):
+    """Half of D_tr are flipped twins of deployment-style pairs (chosen and rejected swapped). The weights come from
+    an independent computation: the cached response embeddings [rows, 2, d] of D_tr and D_v, the features chosen
+    − rejected, a cross-fitted logistic regression per penalty with the lowest log-loss taken, p/(1 − p)
+    normalised to mean 1. The flipped pairs get less weight than the others (a response classifier's pair mean
+    could not tell them apart: both hold the same two responses)."""
+    train = make_rows(24)
+    for i, row in enumerate(train):
+        if i % 2:  # the flipped twins (relevant: False in make_rows)
+            row["chosen"], row["rejected"] = row["rejected"], row["chosen"]
+    files = {"train": write_jsonl(tmp_path / "data" / "train.jsonl", train),
+             "val": write_jsonl(tmp_path / "data" / "val.jsonl", make_rows(10, offset=100)),
+             "test": write_jsonl(tmp_path / "data" / "test.jsonl", make_rows(6, offset=200))}
+    objective = {**PAIR_RATIO}
+    objective["init_args"]["weights"]["init_args"]["cache_dir"] = str(tmp_path / "emb")
+    cfg = _config(tmp_path, files, **{"model.objective": objective, "trainer.max_steps": 2,
+                                      "model.ref_cache_dir": str(tmp_path / "ref")})
+    run = cli(["fit", "--config", str(cfg), "--eval.win_rate", "false"])
+    src = run.model.objective.weights
+    tables = {}
+    for path in (tmp_path / "emb").glob("embeddings-*.pt"):
+        tables[path.name.split("-")[1]] = torch.load(path, weights_only=True)
+    x = torch.cat([tables["train"][:, 0] - tables["train"][:, 1], tables["val"][:, 0] - tables["val"][:, 1]])
+    y = torch.tensor([0] * 24 + [1] * 10)
+    losses = {l2: float(torch.nn.functional.binary_cross_entropy(
+        cross_fit_probabilities(x, y, folds=2, l2=l2).double().clamp(1e-6, 1 - 1e-6), y.double()))
+        for l2 in (0.01, 1.0)}
+    best = min(losses, key=losses.get)
+    p = cross_fit_probabilities(x, y, folds=2, l2=best)[:24].double()
+    w = p / (1 - p)
+    w = w / w.mean()
+    assert torch.allclose(src.store.transforms[:, 0].double(), p, atol=1e-6)
+    assert torch.allclose(src.store.weights.double(), w, atol=1e-5)
+    assert src.quality["dro/classifier_l2"] == best
+    flipped = torch.arange(24) % 2 == 1
+    assert src.store.weights[flipped].mean() < src.store.weights[~flipped].mean()
+
+
+def test_pair_ratio_weighs_the_training_set_s_deployment_pairs_one(tmp_path):
+    """With D_v inside the training set (train_on: train+val) its pairs weigh 1 and the others have mean 1; an
+    HF classifier cannot classify pairs, and a pair whose responses name different sources is refused by row."""
+    files = {"train": write_jsonl(tmp_path / "data" / "train.jsonl", make_rows(16)),
+             "val": write_jsonl(tmp_path / "data" / "val.jsonl", make_rows(6, offset=100)),
+             "test": write_jsonl(tmp_path / "data" / "test.jsonl", make_rows(4, offset=200))}
+    cfg = _config(tmp_path, files, **{"model.objective": PAIR_RATIO, "trainer.max_steps": 1,
+                                      "data.train_on": "train+val", "model.ref_cache_dir": str(tmp_path / "ref")})
+    src = cli(["fit", "--config", str(cfg), "--eval.win_rate", "false",
+               "--model.objective.init_args.weights.init_args.cache_dir", str(tmp_path / "emb")]).model.objective.weights
+    target = torch.tensor([s == "target" for s in src.pair_sources])
+    assert int(target.sum()) == 6
+    assert torch.all(src.store.weights[target] == 1.0)
+    assert src.store.weights[~target].mean().item() == pytest.approx(1.0, abs=1e-5)
+    from lit_iwpo.errors import ConfigError
+    from lit_iwpo.objectives.weights import CalibrationWeights, HFClassifier
+    with pytest.raises(ConfigError, match="only EmbeddingProbe"):
+        CalibrationWeights(classifier=HFClassifier("x"), unit="pair")
+    rows = make_rows(8)
+    for row in rows:
+        row["source"] = "target"
+    rows[3]["source"] = {"chosen": "target", "rejected": "synthetic"}
+    bad = {"train": write_jsonl(tmp_path / "bad" / "train.jsonl", rows), "val": files["val"], "test": files["test"]}
+    weights = {"class_path": "lit_iwpo.objectives.weights.CalibrationWeights", "init_args": {"unit": "pair"}}
+    with pytest.raises(ValueError, match=r"train.jsonl, row 4, field 'source'.*one source per pair"):
+        cli(["fit", "--config", str(_config(tmp_path / "b", bad, **{"model.objective": {
+            "class_path": "lit_iwpo.objectives.DPO", "init_args": {"weights": weights}}}))])

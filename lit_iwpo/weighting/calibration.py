@@ -1,5 +1,6 @@
 """DoRA's calibration weights (pure torch): a probabilistic "target vs other" classifier on response
-embeddings, and h = 1 / (α + a · (1 − p) / p) from its probability p = P(target | x, y).
+embeddings, and h = 1 / (α + a · (1 − p) / p) from its probability p = P(target | x, y); or, from the same
+classifier, the density ratio p_target / p_other (:func:`ratio_weights`).
 
 α is the target share of the classifier's data and a the response's own source share; for a target
 response h = p / α. The classifier here is logistic regression on frozen embeddings, fitted by L-BFGS and
@@ -14,6 +15,7 @@ from typing import Sequence
 
 import torch
 from torch import Tensor
+from torch.nn.functional import binary_cross_entropy
 from torchmetrics.functional.classification import binary_auroc, binary_calibration_error
 
 
@@ -31,6 +33,16 @@ def calibration_weights(p: Tensor, target_share: float, source_share: Tensor, ep
         raise ValueError(f"the target share α must be in (0, 1], got {target_share}")
     p = p.double().clamp(eps, 1 - eps)
     return (1.0 / (target_share + source_share.double() * (1 - p) / p)).float()
+
+
+def ratio_weights(p: Tensor, target_share: float, eps: float = 1e-6) -> Tensor:
+    """The density ratio p_target(z) / p_other(z) from a classifier's p = P(target | z) (probabilistic
+    classification, Sugiyama, Suzuki & Kanamori 2012, ch. 4): w = ((1 − α) / α) · p / (1 − p), α the target
+    share of the classifier's data; p clamped to [eps, 1 − eps]."""
+    if not 0 < target_share < 1:
+        raise ValueError(f"the target share α must be in (0, 1), got {target_share}")
+    p = p.double().clamp(eps, 1 - eps)
+    return ((1 - target_share) / target_share * p / (1 - p)).float()
 
 
 def pair_weights(h_chosen: Tensor, h_rejected: Tensor) -> Tensor:
@@ -94,6 +106,19 @@ def cross_fit_probabilities(x: Tensor, y: Tensor, folds: int = 5, l2: float = 1e
         w, b = fit_logistic(xtr, y[~test], l2=l2)
         p[test] = torch.sigmoid(xte @ w + b)
     return p.float()
+
+
+def select_l2(x: Tensor, y: Tensor, grid: Sequence[float], folds: int = 5, seed: int = 0,
+              groups: Tensor | None = None) -> tuple[float, Tensor, dict[float, float]]:
+    """(the L2 penalty of ``grid`` whose out-of-fold probabilities have the lowest log-loss (the first on
+    ties), its out-of-fold p, the log-loss of every value): the penalty chosen from the classifier's own
+    labels, never from anything about the weights it leads to."""
+    losses, probs = {}, {}
+    for l2 in grid:
+        probs[l2] = cross_fit_probabilities(x, y, folds=folds, l2=l2, seed=seed, groups=groups)
+        losses[l2] = float(binary_cross_entropy(probs[l2].double().clamp(1e-6, 1 - 1e-6), y.double()))
+    best = min(grid, key=lambda l2: losses[l2])
+    return best, probs[best], losses
 
 
 def classifier_quality(p: Tensor, y: Tensor, n_bins: int = 10) -> dict[str, float]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import torch
 from torch import Tensor
@@ -28,10 +28,12 @@ from lit_iwpo.objectives.weights.embeddings import response_embeddings
 from lit_iwpo.weighting.calibration import (
     calibration_weights,
     classifier_quality,
-    cross_fit_probabilities,
     pair_weights,
+    ratio_weights,
+    select_l2,
     source_shares,
 )
+from lit_iwpo.weighting.density_ratio import normalize_mean_one
 
 SIDES = ("chosen", "rejected")
 
@@ -50,30 +52,49 @@ class Classifier(ABC):
 
 class EmbeddingProbe(Classifier):
     """Logistic regression on frozen pooled embeddings, cross-fitted: each response's p comes from a model
-    fitted on the other folds, so the held-out ECE and AUC cover every response.
+    fitted on the other folds, so the held-out ECE and AUC cover every response. A pool entry whose side is
+    ``pair`` stands for the whole pair: its features are the chosen response's embedding minus the rejected
+    one's, ordered by the label (so a pair and its flipped twin point in opposite directions).
 
     Args:
         pooling: ``mean_response`` (mean last hidden state over response tokens) or ``last_prompt``.
         model: ``reference`` (the frozen base) or ``policy`` (the current policy: a refresh then follows it).
         folds: Cross-fitting folds.
-        l2: L2 penalty of the logistic regression (on standardised embeddings).
+        l2: L2 penalty of the logistic regression (on standardised embeddings); a list: the value whose
+            out-of-fold probabilities have the lowest log-loss (``dro/classifier_l2``).
     """
 
     def __init__(self, pooling: str = "mean_response", model: str = "reference", folds: int = 5,
-                 l2: float = 1e-2) -> None:
+                 l2: Union[float, list[float]] = 1e-2) -> None:
         if model not in ("reference", "policy"):
             raise ConfigError(f"EmbeddingProbe.model must be 'reference' or 'policy', got {model!r}")
+        grid = list(l2) if isinstance(l2, (list, tuple)) else [l2]
+        if not grid or any(not v > 0 for v in grid):
+            raise ConfigError(f"EmbeddingProbe.l2 must be a positive number or a non-empty list of them, got {l2!r}")
         self.pooling, self.model, self.folds, self.l2 = pooling, model, folds, l2
+        self.chosen_l2: float | None = None
+
+    def key(self) -> str:
+        return f"{type(self).__name__}{sorted((k, v) for k, v in vars(self).items() if k != 'chosen_l2')}"
 
     def embeddings(self, ctx: StepContext, pool: list[tuple[str, int, str]], cache_dir: Path) -> Tensor:
-        return response_embeddings(ctx, pool, self.pooling, self.model, cache_dir, desc="calibration: embeddings")
+        """[M, d]: each entry's response embedding, or for a ``pair`` entry chosen minus rejected."""
+        sides = [(s, r, side) for s, r, side in pool if side != "pair"]
+        sides += [(s, r, side) for s, r, kind in pool if kind == "pair" for side in SIDES]
+        table = response_embeddings(ctx, sides, self.pooling, self.model, cache_dir, desc="calibration: embeddings")
+        at = {key: k for k, key in enumerate(sides)}
+        return torch.stack([table[at[(s, r, side)]] if side != "pair"
+                            else table[at[(s, r, "chosen")]] - table[at[(s, r, "rejected")]]
+                            for s, r, side in pool])
 
     def probabilities(self, ctx, pool, labels, cache_dir):
         x = self.embeddings(ctx, pool, cache_dir)
         # a pair's two responses share a prompt, and so part of their embeddings: they share a fold
         pairs = {key: k for k, key in enumerate(dict.fromkeys((s, r) for s, r, _ in pool))}
         groups = torch.tensor([pairs[(s, r)] for s, r, _ in pool])
-        return cross_fit_probabilities(x, labels, folds=self.folds, l2=self.l2, groups=groups)
+        grid = list(self.l2) if isinstance(self.l2, (list, tuple)) else [self.l2]
+        self.chosen_l2, p, _ = select_l2(x, labels, grid, folds=self.folds, groups=groups)
+        return p
 
 
 class HFClassifier(Classifier):
@@ -121,6 +142,13 @@ class HFClassifier(Classifier):
 class CalibrationWeights(FixedAtFitStart, StoredWeights):
     """Pair weights h̄ from calibration values (DoRA), fixed at fit start (optionally refreshed).
 
+    Beyond DoRA, two options turn the same classifier into importance weights of whole pairs:
+    ``unit: pair`` classifies pairs instead of responses, on the label-ordered difference of their two response
+    embeddings (a response classifier cannot tell a pair from its flipped twin: both hold the same responses), and
+    ``form: ratio`` uses the density ratio w = ((1 − α)/α) · p/(1 − p) of the classifier's p instead of h: the
+    target pairs inside the training set (D_v with ``data.train_on: train+val``) weigh 1 and the other pairs get
+    w normalised to mean 1 over them (``configs/methods/iw_dpo_embedding_ratio.yaml``).
+
     Args:
         classifier: ``EmbeddingProbe`` (default: logistic regression on the base model's pooled embeddings)
             or ``HFClassifier``.
@@ -132,14 +160,26 @@ class CalibrationWeights(FixedAtFitStart, StoredWeights):
         cache_dir: Where embeddings are cached (default ``$LIT_IWPO_CACHE/calibration``).
         refresh: Recompute at the ``ImportanceWeightRefresh`` callback's refreshes (with
             ``EmbeddingProbe(model: policy)``, on the current policy's embeddings).
+        unit: ``response`` (DoRA: p per response, the pair's weight the mean of its two) or ``pair`` (p per pair
+            from ``EmbeddingProbe``'s label-ordered pair features; a pair's source is its responses' shared one).
+        form: ``calibration`` (DoRA's h = 1/(α + a(1 − p)/p)) or ``ratio`` (the density ratio, see above).
     """
 
-    transform_dim = 2  # kept per pair: (p_chosen, p_rejected)
+    transform_dim = 2  # kept per pair: (p_chosen, p_rejected); with unit: pair, (p, p)
 
     def __init__(self, classifier: Optional[Classifier] = None, source_column: str = "source",
                  target: str = "target", sources: Optional[list[str]] = None, target_from: str = "column",
-                 cache_dir: Optional[str] = None, refresh: bool = False) -> None:
+                 cache_dir: Optional[str] = None, refresh: bool = False, unit: str = "response",
+                 form: str = "calibration") -> None:
         super().__init__()
+        if unit not in ("response", "pair"):
+            raise ConfigError(f"objective.weights.unit must be 'response' or 'pair', got {unit!r}")
+        if form not in ("calibration", "ratio"):
+            raise ConfigError(f"objective.weights.form must be 'calibration' or 'ratio', got {form!r}")
+        if unit == "pair" and classifier is not None and not isinstance(classifier, EmbeddingProbe):
+            raise ConfigError(f"objective.weights.unit: pair classifies pair features, which only EmbeddingProbe "
+                              f"builds (got {type(classifier).__name__})")
+        self.unit, self.form = unit, form
         if target_from not in ("column", "val"):
             raise ConfigError(f"objective.weights.target_from must be 'column' or 'val', got {target_from!r}")
         if sources is not None and target not in sources:
@@ -179,11 +219,15 @@ class CalibrationWeights(FixedAtFitStart, StoredWeights):
         if train is None or ctx.stage != "fit":
             return
         self.pool, sources = [], []
+        units = SIDES if self.unit == "response" else ("pair",)
         if self.target_from == "column":
             pairs = self._row_sources(train)
             for i, (c, r) in enumerate(pairs):
-                self.pool += [("train", i, "chosen"), ("train", i, "rejected")]
-                sources += [c, r]
+                if self.unit == "pair" and c != r:
+                    raise DataError(f"{train.where(i, self.source_column)}: chosen {c!r}, rejected {r!r}: "
+                                    "objective.weights.unit: pair needs one source per pair")
+                self.pool += [("train", i, u) for u in units]
+                sources += [c, r] if self.unit == "response" else [c]
             self.pair_sources = [c if c == r else f"{c}/{r}" for c, r in pairs]
         else:
             val = ctx.split("val")
@@ -192,17 +236,17 @@ class CalibrationWeights(FixedAtFitStart, StoredWeights):
             val_ids, train_ids = set(val.ids), set(train.ids)
             for i, sid in enumerate(train.ids):
                 src = self.target if sid in val_ids else "train"
-                self.pool += [("train", i, "chosen"), ("train", i, "rejected")]
-                sources += [src, src]
+                self.pool += [("train", i, u) for u in units]
+                sources += [src] * len(units)
             for i, sid in enumerate(val.ids):
                 if sid not in train_ids:
-                    self.pool += [("val", i, "chosen"), ("val", i, "rejected")]
-                    sources += [self.target, self.target]
+                    self.pool += [("val", i, u) for u in units]
+                    sources += [self.target] * len(units)
             self.pair_sources = [self.target if sid in val_ids else "train" for sid in train.ids]
         self.response_sources = sources
         self.labels = torch.tensor([s == self.target for s in sources], dtype=torch.long)
         if not self.labels.any() or self.labels.all():
-            raise DataError(f"DoRA's classifier needs both target ({self.target!r}) and other responses; the "
+            raise DataError(f"DoRA's classifier needs both target ({self.target!r}) and other {self.unit}s; the "
                             f"training data has {'only' if self.labels.all() else 'no'} target ones")
         self.ready = False
 
@@ -220,15 +264,27 @@ class CalibrationWeights(FixedAtFitStart, StoredWeights):
 
         p, quality = ctx.compute_once(run)
         shares = source_shares(self.response_sources)
-        a = torch.tensor([shares[s] for s in self.response_sources])
-        h = calibration_weights(p, shares[self.target], a)
+        if self.form == "calibration":
+            a = torch.tensor([shares[s] for s in self.response_sources])
+            h = calibration_weights(p, shares[self.target], a)
+        else:
+            h = ratio_weights(p, shares[self.target])
         n = len(self.store)
         train_rows = [k for k, (split, _, _) in enumerate(self.pool) if split == "train"]
-        h_train, p_train = h[train_rows].view(n, 2), p[train_rows].view(n, 2)
-        self.store.set_weights(None, pair_weights(h_train[:, 0], h_train[:, 1]), ctx.step)
+        h_train, p_train = h[train_rows].view(n, -1), p[train_rows].view(n, -1).expand(n, 2)
+        w = pair_weights(h_train[:, 0], h_train[:, -1])
+        if self.form == "ratio":  # target pairs weigh 1; the others the ratio, normalised to mean 1 over them
+            target = torch.tensor([s == self.target for s in self.pair_sources])
+            w[target] = 1.0
+            if not target.all():
+                w[~target] = normalize_mean_one(w[~target])
+        self.store.set_weights(None, w, ctx.step)
         self.store.record_transforms(list(self.store.ids), p_train, ctx.step)
         self.log_estimate(ctx.step, torch.arange(n), self.store.weights.clone())
         self.quality = {"dro/classifier_ece": quality["ece"], "dro/classifier_auc": quality["auc"]}
+        chosen_l2 = getattr(self.classifier, "chosen_l2", None)
+        if chosen_l2 is not None:
+            self.quality["dro/classifier_l2"] = float(chosen_l2)
         self.ready = True
 
     @property
@@ -266,7 +322,8 @@ class CalibrationWeights(FixedAtFitStart, StoredWeights):
 
     def settings(self) -> str:
         """What the stored weights depend on besides the data and model (checked when a checkpoint loads)."""
-        return f"{self.classifier.key()}|{self.source_column}|{self.target}|{self.target_from}"
+        return (f"{self.classifier.key()}|{self.source_column}|{self.target}|{self.target_from}|{self.unit}|"
+                f"{self.form}")
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
