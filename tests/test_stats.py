@@ -505,6 +505,13 @@ def test_sweep_collects_each_point_with_t_intervals_and_paired_diffs(tmp_path, h
                        "--vary", "severity=0.2,0.6"]) == 0
     assert CONTESTED not in (out / "sweep.md").read_text()
     assert {r["metric"] for r in _read_csv(out / "sweep.csv")} == {"test/win_rate"}
+    # values given high first (the ends of a range run first): the tables still read from low to high
+    assert table_main(["--base", str(base), "--methods", *map(str, methods), "--seeds", "0", "1", "2", "--out",
+                       str(out), "--collect", "--metrics", "test/win_rate", "--n-boot", "500",
+                       "--vary", "severity=0.6,0.2"]) == 0
+    text = (out / "sweep.md").read_text()
+    assert text.index("| 0.2 | dpo_tr_v |") < text.index("| 0.6 | dpo_tr_v |")
+    assert [r["severity"] for r in _read_csv(out / "sweep.csv")] == ["0.2", "0.2", "0.6", "0.6"]
 
 
 def test_table_runs_seed_by_seed_and_resumes(tmp_path, monkeypatch):

@@ -83,10 +83,20 @@ def _read_csv(path: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
+def by_value(values: list[str]) -> list[str]:
+    """The values in numeric order when every one is a number (``--vary`` runs them in the order given, e.g.
+    the ends of a range first; the tables read in order); otherwise as given."""
+    try:
+        return sorted(values, key=float)
+    except ValueError:
+        return list(values)
+
+
 def sweep_rows(out: Path, key: str, values: list[str], metric: str) -> list[dict]:
-    """One row per (value, method) that has finished runs, from each point's ``table.csv`` and ``diffs.csv``."""
+    """One row per (value, method) that has finished runs, from each point's ``table.csv`` and ``diffs.csv``,
+    the values in numeric order (:func:`by_value`)."""
     rows = []
-    for value in values:
+    for value in by_value(values):
         point = point_dir(out, key, value)
         diffs = {(d["method"], d["metric"]): d for d in _read_csv(point / "diffs.csv")}
         for r in _read_csv(point / "table.csv"):
