@@ -155,13 +155,6 @@ if [[ $stage == all || $stage == once ]]; then
   lit_iwpo table --base configs/scenarios/science.yaml --out results/sweep/science --seeds "${SEEDS[@]}" \
     --vary severity=0.8,0.6,0.4,0.2,0.7 --methods $M/dpo_tr_v.yaml $M/dpo_oracle_weights.yaml $M/iw_dpo_r_kmm.yaml \
     $M/iw_dpo_r_refresh_kliep_once.yaml
-  # the culture sweep with DPO, the oracle, the paper's IW-DPO-R and the kept estimate (0.5, the default, from the
-  # headroom table); the ends of the range first
-  copy_runs results/headroom/culture "results/sweep/culture/severity=0.5" "${SEEDS[*]}" dpo_tr_v dpo_oracle_weights \
-    iw_dpo_r_kmm iw_dpo_r_refresh_kliep_once
-  lit_iwpo table --base configs/scenarios/culture.yaml --out results/sweep/culture --seeds "${SEEDS[@]}" \
-    --vary severity=0.8,0.2,0.6,0.4,0.5 --methods $M/dpo_tr_v.yaml $M/dpo_oracle_weights.yaml $M/iw_dpo_r_kmm.yaml \
-    $M/iw_dpo_r_refresh_kliep_once.yaml
 fi
 if [[ $stage == all || $stage == dora ]]; then
   # 8. DoRA's calibration weights (a D_v-vs-D_tr classifier on the base model's response embeddings) in the three
@@ -178,4 +171,21 @@ if [[ $stage == all || $stage == dora ]]; then
     iw_dpo_r_refresh_kliep_once" "$dora"
   add results/headroom/culture configs/scenarios/culture.yaml "dpo_tr_v dpo_oracle_weights dpo_anti_oracle_weights \
     dpo_v wpo iw_dpo_r_kmm iw_dpo_l_kmm iw_dpo_r_recent iw_dpo_r_refresh iw_dpo_r_refresh_kliep_once" "$dora"
+  # the pair classifier beside the pools where they ran: mixed_source at 0.4 (a response shift) and
+  # helpful-harmless at 0.8 (most pairs flipped)
+  ratio=$M/iw_dpo_embedding_ratio.yaml
+  add results/pools/mixed_source_severity0.4 configs/scenarios/mixed_source.yaml "dpo_tr_v iw_dpo_r_kmm \
+    iw_dpo_r_recent iw_dpo_r_refresh iw_dpo_r_refresh_kliep iw_dpo_r_refresh_kliep_every10 \
+    iw_dpo_r_refresh_every10 dpo_v wpo iw_dpo_l_kmm iw_dpo_r_refresh_kliep_once" "$ratio" \
+    --data.train "scenario:mixed_source:train?severity=0.4"
+  add results/pools/helpful_harmless_severity0.8 configs/scenarios/helpful_harmless.yaml "dpo_tr_v iw_dpo_r_kmm \
+    iw_dpo_r_recent iw_dpo_r_refresh_kliep_every10 iw_dpo_r_refresh_kliep_once" "$ratio" \
+    --data.train "scenario:helpful_harmless:train?severity=0.8"
+  # the culture sweep with DPO, the oracle, the paper's IW-DPO-R, the kept estimate and the pair classifier (0.5,
+  # the default, from the headroom table); the ends of the range first
+  copy_runs results/headroom/culture "results/sweep/culture/severity=0.5" "${SEEDS[*]}" dpo_tr_v dpo_oracle_weights \
+    iw_dpo_r_kmm iw_dpo_r_refresh_kliep_once iw_dpo_embedding_ratio
+  lit_iwpo table --base configs/scenarios/culture.yaml --out results/sweep/culture --seeds "${SEEDS[@]}" \
+    --vary severity=0.8,0.2,0.6,0.4,0.5 --methods $M/dpo_tr_v.yaml $M/dpo_oracle_weights.yaml $M/iw_dpo_r_kmm.yaml \
+    $M/iw_dpo_r_refresh_kliep_once.yaml "$ratio"
 fi
