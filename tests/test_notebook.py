@@ -239,9 +239,47 @@ def test_calibration_section_on_a_dora_run(tmp_path, monkeypatch):
     assert len(agree) + len(disagree) == len(final) and disagree  # the synthetic pairs: the oracle disagrees
     assert (f"agrees with the label on {len(agree)}, prefers the rejected response on {len(disagree)}") in text
     auc = sum((a > d) + 0.5 * (a == d) for a in agree for d in disagree) / (len(agree) * len(disagree))
-    assert f"AUC of h̄ for 'the oracle agrees with the label': {auc:.4f}" in text
+    assert f"AUC of the pair weight for 'the oracle agrees with the label': {auc:.4f}" in text
     title = Image.open(run_dir / "figures" / "calibration.png").text.get("Title", "")
     assert "CalibrationWeights" in title and "t/version_0" in title
+
+
+def test_calibration_section_on_a_pair_classifier_run(tmp_path, monkeypatch):
+    """Section 4 on the pair classifier as a density ratio (unit: pair, form: ratio; D_v inside the training set):
+    p is counted once per pair, by source, with the means of the parquet's z0; the AUC of the pair weights for the
+    oracle's verdict matches a brute force over all agree/disagree pairs."""
+    from lit_iwpo.data.scenarios import build_scenario, get_judge
+
+    spec = "scenario:helpful_harmless:{}?n_train=24&n_val=8&n_test=4"
+    ratio = {"class_path": "lit_iwpo.objectives.DPO",
+             "init_args": {"weights": {"class_path": "lit_iwpo.objectives.weights.CalibrationWeights",
+                                       "init_args": {"target_from": "val", "unit": "pair", "form": "ratio",
+                                                     "classifier": {
+                                                         "class_path": "lit_iwpo.objectives.weights.EmbeddingProbe",
+                                                         "init_args": {"folds": 2}}}}}}
+    cfg = _config(tmp_path, {k: spec.format(k) for k in ("train", "val", "test")}, **{
+        "model.objective": ratio, "trainer.max_steps": 2, "trainer.enable_checkpointing": False,
+        "data.train_on": "train+val", "artifacts.save_hf": False, "eval.win_rate": False,
+        "model.ref_cache_dir": str(tmp_path / "ref"),
+        "trainer.callbacks": [{"class_path": "lit_iwpo.callbacks.ImportanceWeightRefresh",
+                               "init_args": {"every_n_steps": 2, "every_n_epochs": None}}]})
+    run_dir = Path(cli(["fit", "--config", str(cfg)]).trainer.log_dir)
+    text = _execute(run_dir, tmp_path, monkeypatch)[5]
+    final = pd.read_parquet(sorted((run_dir / "weights").glob("step=*.parquet"))[-1])
+    assert (final["z0"] == final["z1"]).all()
+    assert "per pair, by the source that wrote it" in text and "pair weight w (density ratio)" in text
+    for src, part in final.groupby("source"):
+        line = next(ln for ln in text.splitlines() if ln.startswith(src + " "))
+        assert line.split()[1] == str(len(part)) and f"{part['z0'].mean():.4f}" in line, (src, line)
+    sc = build_scenario("helpful_harmless", n_train=24, n_val=8, n_test=4)
+    rows = {r["id"]: r for r in sc.train + sc.val}
+    judge = get_judge("helpful_harmless")
+    verdict = {i: judge.compare(rows[i], rows[i]["chosen"], rows[i]["rejected"]) for i in final["id"]}
+    agree = [w for i, w in zip(final["id"], final["weight"]) if verdict[i] == 1.0]
+    disagree = [w for i, w in zip(final["id"], final["weight"]) if verdict[i] == 0.0]
+    assert agree and disagree
+    auc = sum((a > d) + 0.5 * (a == d) for a in agree for d in disagree) / (len(agree) * len(disagree))
+    assert f"AUC of the pair weight for 'the oracle agrees with the label': {auc:.4f}" in text
 
 
 def test_iwpo_section_on_an_iwpo_run(tmp_path, monkeypatch):
