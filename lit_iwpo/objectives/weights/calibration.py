@@ -50,6 +50,11 @@ class Classifier(ABC):
         return f"{type(self).__name__}{sorted(vars(self).items())}"
 
 
+def _grid(l2) -> list[float]:
+    """EmbeddingProbe's ``l2``, one value or a list, as a list."""
+    return list(l2) if isinstance(l2, (list, tuple)) else [l2]
+
+
 class EmbeddingProbe(Classifier):
     """Logistic regression on frozen pooled embeddings, cross-fitted: each response's p comes from a model
     fitted on the other folds, so the held-out ECE and AUC cover every response. A pool entry whose side is
@@ -68,7 +73,7 @@ class EmbeddingProbe(Classifier):
                  l2: Union[float, list[float]] = 1e-2) -> None:
         if model not in ("reference", "policy"):
             raise ConfigError(f"EmbeddingProbe.model must be 'reference' or 'policy', got {model!r}")
-        grid = list(l2) if isinstance(l2, (list, tuple)) else [l2]
+        grid = _grid(l2)
         if not grid or any(not v > 0 for v in grid):
             raise ConfigError(f"EmbeddingProbe.l2 must be a positive number or a non-empty list of them, got {l2!r}")
         self.pooling, self.model, self.folds, self.l2 = pooling, model, folds, l2
@@ -92,8 +97,7 @@ class EmbeddingProbe(Classifier):
         # a pair's two responses share a prompt, and so part of their embeddings: they share a fold
         pairs = {key: k for k, key in enumerate(dict.fromkeys((s, r) for s, r, _ in pool))}
         groups = torch.tensor([pairs[(s, r)] for s, r, _ in pool])
-        grid = list(self.l2) if isinstance(self.l2, (list, tuple)) else [self.l2]
-        self.chosen_l2, p, _ = select_l2(x, labels, grid, folds=self.folds, groups=groups)
+        self.chosen_l2, p, _ = select_l2(x, labels, _grid(self.l2), folds=self.folds, groups=groups)
         return p
 
 
@@ -260,7 +264,11 @@ class CalibrationWeights(FixedAtFitStart, StoredWeights):
         computes, every rank stores)."""
         def run():
             p = self.classifier.probabilities(ctx, self.pool, self.labels, self._root()).float()
-            return p, classifier_quality(p, self.labels)
+            quality = classifier_quality(p, self.labels)
+            chosen_l2 = getattr(self.classifier, "chosen_l2", None)  # set on this rank only: broadcast with p
+            if chosen_l2 is not None:
+                quality["l2"] = float(chosen_l2)
+            return p, quality
 
         p, quality = ctx.compute_once(run)
         shares = source_shares(self.response_sources)
@@ -281,10 +289,7 @@ class CalibrationWeights(FixedAtFitStart, StoredWeights):
         self.store.set_weights(None, w, ctx.step)
         self.store.record_transforms(list(self.store.ids), p_train, ctx.step)
         self.log_estimate(ctx.step, torch.arange(n), self.store.weights.clone())
-        self.quality = {"dro/classifier_ece": quality["ece"], "dro/classifier_auc": quality["auc"]}
-        chosen_l2 = getattr(self.classifier, "chosen_l2", None)
-        if chosen_l2 is not None:
-            self.quality["dro/classifier_l2"] = float(chosen_l2)
+        self.quality = {f"dro/classifier_{k}": v for k, v in quality.items()}  # ece, auc (and the L2 picked)
         self.ready = True
 
     @property
