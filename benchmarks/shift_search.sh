@@ -24,6 +24,17 @@ table() {  # table OUT BASE METHOD... [-- EXTRA]
   local out=$1 base=$2; shift 2
   lit_iwpo table --base "$base" --out "$out" --seeds "${SEEDS[@]}" --methods "$@"
 }
+# The rows each table held before stage 7 (names in configs/methods), for the stages that add rows and then
+# collect every row; a stage's new rows are appended after these (stage 7's kept estimate before stage 8's rows)
+HH_ROWS="dpo_tr_v dpo_oracle_weights dpo_anti_oracle_weights dpo_v wpo iw_dpo_l_kmm iw_dpo_r_kmm iw_dpo_r_kmm_plus_v
+  dpo_dv_warm iw_dpo_r_kmm_dv_warm iw_dpo_r_recent iw_dpo_r_refresh"
+SCI_ROWS="dpo_tr_v dpo_oracle_weights dpo_v wpo iw_dpo_l_kmm iw_dpo_r_kmm dpo_dv_warm iw_dpo_r_kmm_dv_warm iw_dpo_r_recent
+  iw_dpo_r_refresh iw_dpo_r_refresh_kliep_every10"
+CUL_ROWS="dpo_tr_v dpo_oracle_weights dpo_anti_oracle_weights dpo_v wpo iw_dpo_r_kmm iw_dpo_l_kmm iw_dpo_r_recent
+  iw_dpo_r_refresh"
+MS04_ROWS="dpo_tr_v iw_dpo_r_kmm iw_dpo_r_recent iw_dpo_r_refresh iw_dpo_r_refresh_kliep iw_dpo_r_refresh_kliep_every10
+  iw_dpo_r_refresh_every10 dpo_v wpo iw_dpo_l_kmm"
+HH08_ROWS="dpo_tr_v iw_dpo_r_kmm iw_dpo_r_recent iw_dpo_r_refresh_kliep_every10"
 add() {  # add OUT BASE "ROWS..." "NEW..." [EXTRA...]: run the new rows (method config paths) beside DPO, whose
   # runs are there (collected), then collect every row: ROWS are names in configs/methods, NEW come last
   local out=$1 base=$2 rows=$3 new=$4; shift 4
@@ -126,21 +137,16 @@ if [[ $stage == all || $stage == once ]]; then
   # mixed_source's pools at 0.8 and 0.4, helpful-harmless at 0.8 and across its sweep. Each table is run with
   # DPO and the new row (DPO's runs are there: they are collected), then collected with all its rows
   once=$M/iw_dpo_r_refresh_kliep_once.yaml
-  add results/headroom/helpful_harmless configs/scenarios/helpful_harmless.yaml "dpo_tr_v dpo_oracle_weights \
-    dpo_anti_oracle_weights dpo_v wpo iw_dpo_l_kmm iw_dpo_r_kmm iw_dpo_r_kmm_plus_v dpo_dv_warm iw_dpo_r_kmm_dv_warm \
-    iw_dpo_r_recent iw_dpo_r_refresh" "$once"
-  add results/headroom/science configs/scenarios/science.yaml "dpo_tr_v dpo_oracle_weights dpo_v wpo iw_dpo_l_kmm \
-    iw_dpo_r_kmm dpo_dv_warm iw_dpo_r_kmm_dv_warm iw_dpo_r_recent iw_dpo_r_refresh iw_dpo_r_refresh_kliep_every10" "$once"
-  add results/headroom/culture configs/scenarios/culture.yaml "dpo_tr_v dpo_oracle_weights dpo_anti_oracle_weights \
-    dpo_v wpo iw_dpo_r_kmm iw_dpo_l_kmm iw_dpo_r_recent iw_dpo_r_refresh" "$once"
+  add results/headroom/helpful_harmless configs/scenarios/helpful_harmless.yaml "$HH_ROWS" "$once"
+  add results/headroom/science configs/scenarios/science.yaml "$SCI_ROWS" "$once"
+  add results/headroom/culture configs/scenarios/culture.yaml "$CUL_ROWS" "$once"
   add results/pools/mixed_source_severity0.8 configs/scenarios/mixed_source.yaml "dpo_tr_v iw_dpo_r_kmm \
     iw_dpo_r_recent iw_dpo_r_refresh iw_dpo_r_refresh_kliep_every10" "$once" \
     --data.train "scenario:mixed_source:train?severity=0.8"
-  add results/pools/mixed_source_severity0.4 configs/scenarios/mixed_source.yaml "dpo_tr_v iw_dpo_r_kmm \
-    iw_dpo_r_recent iw_dpo_r_refresh iw_dpo_r_refresh_kliep iw_dpo_r_refresh_kliep_every10 \
-    iw_dpo_r_refresh_every10 dpo_v wpo iw_dpo_l_kmm" "$once" --data.train "scenario:mixed_source:train?severity=0.4"
-  add results/pools/helpful_harmless_severity0.8 configs/scenarios/helpful_harmless.yaml "dpo_tr_v iw_dpo_r_kmm \
-    iw_dpo_r_recent iw_dpo_r_refresh_kliep_every10" "$once" --data.train "scenario:helpful_harmless:train?severity=0.8"
+  add results/pools/mixed_source_severity0.4 configs/scenarios/mixed_source.yaml "$MS04_ROWS" "$once" \
+    --data.train "scenario:mixed_source:train?severity=0.4"
+  add results/pools/helpful_harmless_severity0.8 configs/scenarios/helpful_harmless.yaml "$HH08_ROWS" "$once" \
+    --data.train "scenario:helpful_harmless:train?severity=0.8"
   # the sweep: its 0.4 and 0.8 runs of the new row are the tables' above (the same command), copied in
   copy_runs results/headroom/helpful_harmless "results/sweep/helpful_harmless/severity=0.4" "${SEEDS[*]}" \
     iw_dpo_r_refresh_kliep_once
@@ -163,23 +169,16 @@ if [[ $stage == all || $stage == dora ]]; then
   # helpful-harmless's DoRA runs are the DoRA table's (the same command): copied in
   copy_runs results/dora/helpful_harmless results/headroom/helpful_harmless "${SEEDS[*]}" dora
   dora="$M/iw_dpo_embedding_ratio.yaml $M/dora.yaml configs/dora/reweight_only.yaml"
-  add results/headroom/helpful_harmless configs/scenarios/helpful_harmless.yaml "dpo_tr_v dpo_oracle_weights \
-    dpo_anti_oracle_weights dpo_v wpo iw_dpo_l_kmm iw_dpo_r_kmm iw_dpo_r_kmm_plus_v dpo_dv_warm iw_dpo_r_kmm_dv_warm \
-    iw_dpo_r_recent iw_dpo_r_refresh iw_dpo_r_refresh_kliep_once" "$dora"
-  add results/headroom/science configs/scenarios/science.yaml "dpo_tr_v dpo_oracle_weights dpo_v wpo iw_dpo_l_kmm \
-    iw_dpo_r_kmm dpo_dv_warm iw_dpo_r_kmm_dv_warm iw_dpo_r_recent iw_dpo_r_refresh iw_dpo_r_refresh_kliep_every10 \
-    iw_dpo_r_refresh_kliep_once" "$dora"
-  add results/headroom/culture configs/scenarios/culture.yaml "dpo_tr_v dpo_oracle_weights dpo_anti_oracle_weights \
-    dpo_v wpo iw_dpo_r_kmm iw_dpo_l_kmm iw_dpo_r_recent iw_dpo_r_refresh iw_dpo_r_refresh_kliep_once" "$dora"
+  kept=iw_dpo_r_refresh_kliep_once  # stage 7's row, now in every table here
+  add results/headroom/helpful_harmless configs/scenarios/helpful_harmless.yaml "$HH_ROWS $kept" "$dora"
+  add results/headroom/science configs/scenarios/science.yaml "$SCI_ROWS $kept" "$dora"
+  add results/headroom/culture configs/scenarios/culture.yaml "$CUL_ROWS $kept" "$dora"
   # the pair classifier beside the pools where they ran: mixed_source at 0.4 (a response shift) and
   # helpful-harmless at 0.8 (most pairs flipped)
   ratio=$M/iw_dpo_embedding_ratio.yaml
-  add results/pools/mixed_source_severity0.4 configs/scenarios/mixed_source.yaml "dpo_tr_v iw_dpo_r_kmm \
-    iw_dpo_r_recent iw_dpo_r_refresh iw_dpo_r_refresh_kliep iw_dpo_r_refresh_kliep_every10 \
-    iw_dpo_r_refresh_every10 dpo_v wpo iw_dpo_l_kmm iw_dpo_r_refresh_kliep_once" "$ratio" \
+  add results/pools/mixed_source_severity0.4 configs/scenarios/mixed_source.yaml "$MS04_ROWS $kept" "$ratio" \
     --data.train "scenario:mixed_source:train?severity=0.4"
-  add results/pools/helpful_harmless_severity0.8 configs/scenarios/helpful_harmless.yaml "dpo_tr_v iw_dpo_r_kmm \
-    iw_dpo_r_recent iw_dpo_r_refresh_kliep_every10 iw_dpo_r_refresh_kliep_once" "$ratio" \
+  add results/pools/helpful_harmless_severity0.8 configs/scenarios/helpful_harmless.yaml "$HH08_ROWS $kept" "$ratio" \
     --data.train "scenario:helpful_harmless:train?severity=0.8"
   # the culture sweep with DPO, the oracle, the paper's IW-DPO-R, the kept estimate and the pair classifier (0.5,
   # the default, from the headroom table); the ends of the range first
