@@ -390,6 +390,34 @@ def test_table_baseline_options(table_runs, capsys):
     with pytest.raises(SystemExit) as exit_:
         table_main([*common, "--baseline", "nope"])
     assert exit_.value.code == 2 and "not one of the methods" in capsys.readouterr().err
+    for bad in (["dpo_tr_v", "nope"], ["m_noise", "m_noise"]):
+        with pytest.raises(SystemExit) as exit_:
+            table_main([*common, "--baseline", *bad])
+        assert exit_.value.code == 2 and "--baseline" in capsys.readouterr().err
+
+
+def test_table_more_baselines(table_runs, capsys):
+    """Further rows after --baseline each get diffs_vs_<row>.md/.csv: the same rows as a table run with that row
+    as its only baseline, while diffs.md, diffs.csv and the header stay the first baseline's."""
+    from lit_iwpo.eval.table import table_main
+
+    out, methods, _ = table_runs
+    common = ["--base", "unused.yaml", "--methods", *map(str, methods), "--seeds", "0", "1", "2", "--out", str(out),
+              "--collect", "--metrics", "test/win_rate", "test/rewards/accuracies", "--n-boot", "500"]
+    alone = {}
+    for b in ("dpo_tr_v", "m_noise", "m_shift"):
+        assert table_main([*common, "--baseline", b]) == 0
+        alone[b] = ((out / "diffs.csv").read_text(), (out / "diffs.md").read_text(), (out / "table.md").read_text())
+    assert table_main([*common, "--baseline", "dpo_tr_v", "m_noise", "m_shift"]) == 0
+    assert "written: " + str(out / "diffs_vs_m_shift.md") in capsys.readouterr().out
+    assert ((out / "diffs.csv").read_text(), (out / "diffs.md").read_text(), (out / "table.md").read_text()) \
+        == alone["dpo_tr_v"]
+    for b in ("m_noise", "m_shift"):
+        assert (out / f"diffs_vs_{b}.csv").read_text() == alone[b][0]
+        assert (out / f"diffs_vs_{b}.md").read_text() == alone[b][1]
+        rows = _read_csv(out / f"diffs_vs_{b}.csv")
+        assert {r["baseline"] for r in rows} == {b} and b not in {r["method"] for r in rows}
+    assert not (out / "diffs_vs_dpo_tr_v.md").exists()
 
 
 def test_table_one_seed_is_prompts_only(table_runs):

@@ -22,14 +22,16 @@ What a table needs to be collected again elsewhere (e.g. after ``git clone``) is
 Comparisons with confidence (``lit_iwpo.eval.stats``), computed from the runs' saved per-prompt files, so
 they work with ``--collect`` and never retrain:
 
-- ``--baseline METHOD`` (default ``dpo_tr_v`` when it is among the methods; ``none`` turns it off): every other
-  method's paired difference from it, per metric with per-prompt data (``test/win_rate`` from the outcomes in
+- ``--baseline METHOD [OTHER ...]`` (default ``dpo_tr_v`` when it is among the methods; ``none`` turns it off):
+  every other method's paired difference from METHOD, per metric with per-prompt data (``test/win_rate`` from the outcomes in
   ``generations_test.jsonl``, ``test/rewards/accuracies`` and ``test/rewards/margins`` from
   ``test_pairs.jsonl``), over the seeds both have (seed s with seed s: the same data order) and the prompts
   they share, with a 95 % two-level bootstrap interval over seeds × prompts and the minimum detectable
   difference (MDD) at that design; written to ``diffs.md`` / ``diffs.csv``. The table header then states the
   win rate's MDD and how many seeds (at the current prompts) a ``--target``-point difference needs at the
-  observed variance, or that it is out of reach within ``--max-seeds``.
+  observed variance, or that it is out of reach within ``--max-seeds``. Each OTHER row named after METHOD is a
+  further baseline: every other method's paired difference from it in ``diffs_vs_OTHER.md`` / ``.csv`` (e.g.
+  against DPO on D_v, or the batch pool); the header, ``diffs.md`` and a sweep's Δ column stay METHOD's.
 - ``--h2h A B`` (repeatable): A's answers against B's on every common seed, judged by the scenario's oracle
   in both orders; the head-to-head win rate with its bootstrap interval (of outcome − 0.5), in ``h2h.md`` /
   ``h2h.csv``. Judging is rule-based and cheap, so it is redone on every invocation (never stale).
@@ -465,9 +467,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--collect", action="store_true", help="only aggregate runs that already finished")
     p.add_argument("--rejudge", action="store_true",
                    help="re-score saved generations (current oracle) and weight snapshots before aggregating")
-    p.add_argument("--baseline", default=None,
+    p.add_argument("--baseline", nargs="+", default=None, metavar="METHOD",
                    help=f"method stem to compare every other method with (paired differences, diffs.md); default "
-                        f"{DEFAULT_BASELINE} when among the methods; 'none' for no comparison")
+                        f"{DEFAULT_BASELINE} when among the methods; 'none' for no comparison. Further stems: "
+                        f"more baselines, each in diffs_vs_<stem>.md/.csv")
     p.add_argument("--h2h", nargs=2, action="append", default=[], metavar=("A", "B"),
                    help="judge method A's answers against method B's (stems), both orders, per common seed "
                         "(h2h.md); repeatable")
@@ -492,12 +495,16 @@ def table_main(argv: list[str] | None = None) -> int:
     methods = [m.stem for m in args.methods]
     if args.baseline is None:
         baseline = DEFAULT_BASELINE if DEFAULT_BASELINE in methods else None
-    elif args.baseline.lower() == "none":
+    elif [b.lower() for b in args.baseline] == ["none"]:
         baseline = None
-    elif args.baseline in methods:
-        baseline = args.baseline
     else:
-        parser.error(f"--baseline {args.baseline} is not one of the methods ({', '.join(methods)})")
+        for b in args.baseline:
+            if b not in methods:
+                parser.error(f"--baseline {b} is not one of the methods ({', '.join(methods)})")
+        if len(set(args.baseline)) < len(args.baseline):
+            parser.error(f"--baseline names a row twice ({' '.join(args.baseline)})")
+        baseline = args.baseline[0]
+    args.more_baselines = args.baseline[1:] if args.baseline and baseline else []
     if not args.vary:
         return run_table(args, extra, methods, baseline)
     from lit_iwpo.eval import sweep
@@ -573,6 +580,15 @@ def run_table(args: argparse.Namespace, extra: list[str], methods: list[str], ba
         print("\n" + text)
     elif baseline and len(methods) > 1:
         print(f"\n[table] no paired differences from {baseline}: no seed with per-prompt results from both")
+    for other in args.more_baselines:
+        more = compare_to_baseline(args.out, seeds_done, other, args.metrics, args.n_boot, args.target)
+        if not more:
+            print(f"\n[table] no paired differences from {other}: no seed with per-prompt results from it and another")
+            continue
+        text = diffs_markdown(more, args.target, n_boot=args.n_boot)
+        (args.out / f"diffs_vs_{other}.md").write_text(text + "\n")
+        _write_csv(args.out / f"diffs_vs_{other}.csv", more)
+        print(f"\n[table] written: {args.out / f'diffs_vs_{other}.md'}")
     h2h, cache = [], {}
     for a, b in args.h2h:
         result = head_to_head_runs(args.out, a, b, args.seeds, n_boot=args.n_boot, rows_cache=cache)
