@@ -3,7 +3,7 @@
 #
 #   benchmarks/shift_search.sh            # run (or continue) every stage in order
 #   benchmarks/shift_search.sh headroom   # one stage: headroom | range | methods | options | sweep | pools | dv_size | once
-#                                         #            | dora
+#                                         #            | dora | sweep_methods
 #
 # Every stage is a `lit_iwpo table` call into results/: a finished run (its summary.json holds test metrics)
 # is collected, never rerun, so the script continues where an interrupted session stopped; run it again with
@@ -187,4 +187,29 @@ if [[ $stage == all || $stage == dora ]]; then
   lit_iwpo table --base configs/scenarios/culture.yaml --out results/sweep/culture --seeds "${SEEDS[@]}" \
     --vary severity=0.8,0.2,0.6,0.4,0.5 --methods $M/dpo_tr_v.yaml $M/dpo_oracle_weights.yaml $M/iw_dpo_r_kmm.yaml \
     $M/iw_dpo_r_refresh_kliep_once.yaml "$ratio"
+fi
+if [[ $stage == all || $stage == sweep_methods ]]; then
+  # 9. the sweep's other methods (issue: every method at every severity): WPO, IW-DPO-L, IW-DPO-R with the recent
+  # and refresh pools, and the pair classifier, beside the rows the sweeps hold (their runs collected). Runs made
+  # with the identical command elsewhere are copied in: each scenario's default severity from its headroom table
+  # (mixed_source: its pools table at 0.4), and the pools tables at 0.8. Helpful-harmless first, then the response
+  # shift, then science and culture; within a sweep the severity where most pairs are flipped first
+  more="wpo iw_dpo_l_kmm iw_dpo_r_recent iw_dpo_r_refresh iw_dpo_embedding_ratio"
+  kept=iw_dpo_r_refresh_kliep_once
+  sweep_rows() {  # sweep_rows SCENARIO VALUES ROWS...: the sweep's table over VALUES with ROWS (names in $M)
+    local s=$1 values=$2; shift 2
+    lit_iwpo table --base "configs/scenarios/$s.yaml" --out "results/sweep/$s" --seeds "${SEEDS[@]}" \
+      --vary "severity=$values" --methods $(printf "$M/%s.yaml " "$@")
+  }
+  copy_runs results/headroom/helpful_harmless "results/sweep/helpful_harmless/severity=0.4" "${SEEDS[*]}" $more
+  copy_runs results/pools/helpful_harmless_severity0.8 "results/sweep/helpful_harmless/severity=0.8" "${SEEDS[*]}" \
+    $more
+  sweep_rows helpful_harmless 0.8,0.2,0.6,0.4 dpo_tr_v dpo_oracle_weights iw_dpo_r_kmm $kept $more
+  copy_runs results/pools/mixed_source_severity0.4 "results/sweep/mixed_source/severity=0.4" "${SEEDS[*]}" $kept $more
+  copy_runs results/pools/mixed_source_severity0.8 "results/sweep/mixed_source/severity=0.8" "${SEEDS[*]}" $kept $more
+  sweep_rows mixed_source 0.8,0.2,0.6,0.4 dpo_tr_v dpo_oracle_weights iw_dpo_r_kmm $kept $more
+  copy_runs results/headroom/science "results/sweep/science/severity=0.7" "${SEEDS[*]}" $more
+  sweep_rows science 0.8,0.6,0.4,0.2,0.7 dpo_tr_v dpo_oracle_weights iw_dpo_r_kmm $kept $more
+  copy_runs results/headroom/culture "results/sweep/culture/severity=0.5" "${SEEDS[*]}" $more
+  sweep_rows culture 0.8,0.2,0.6,0.4,0.5 dpo_tr_v dpo_oracle_weights iw_dpo_r_kmm $kept $more
 fi
