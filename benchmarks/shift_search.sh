@@ -3,7 +3,7 @@
 #
 #   benchmarks/shift_search.sh            # run (or continue) every stage in order
 #   benchmarks/shift_search.sh headroom   # one stage: headroom | range | methods | options | sweep | pools | dv_size | once
-#                                         #            | dora | sweep_methods
+#                                         #            | dora | range_more | sweep_methods
 #
 # Every stage is a `lit_iwpo table` call into results/: a finished run (its summary.json holds test metrics)
 # is collected, never rerun, so the script continues where an interrupted session stopped; run it again with
@@ -188,8 +188,18 @@ if [[ $stage == all || $stage == dora ]]; then
     --vary severity=0.8,0.2,0.6,0.4,0.5 --methods $M/dpo_tr_v.yaml $M/dpo_oracle_weights.yaml $M/iw_dpo_r_kmm.yaml \
     $M/iw_dpo_r_refresh_kliep_once.yaml "$ratio"
 fi
+if [[ $stage == all || $stage == range_more ]]; then
+  # 9. the anti-oracle (only the irrelevant pairs) where stage 2 left it out: science's defaults, and mixed_source at
+  # its default severity (the pools table, which holds every method there); each table collected with all its rows
+  anti=$M/dpo_anti_oracle_weights.yaml
+  dora_rows="$M/iw_dpo_embedding_ratio.yaml $M/dora.yaml configs/dora/reweight_only.yaml"
+  add results/headroom/science configs/scenarios/science.yaml "$SCI_ROWS iw_dpo_r_refresh_kliep_once" "$dora_rows $anti"
+  add results/pools/mixed_source_severity0.4 configs/scenarios/mixed_source.yaml \
+    "$MS04_ROWS iw_dpo_r_refresh_kliep_once" "$M/iw_dpo_embedding_ratio.yaml $anti" \
+    --data.train "scenario:mixed_source:train?severity=0.4"
+fi
 if [[ $stage == all || $stage == sweep_methods ]]; then
-  # 9. the sweep's other methods (issue: every method at every severity): WPO, IW-DPO-L, IW-DPO-R with the recent
+  # 10. the sweep's other methods (issue: every method at every severity): WPO, IW-DPO-L, IW-DPO-R with the recent
   # and refresh pools, and the pair classifier, beside the rows the sweeps hold (their runs collected). Runs made
   # with the identical command elsewhere are copied in: each scenario's default severity from its headroom table
   # (mixed_source: its pools table at 0.4), and the pools tables at 0.8. Helpful-harmless first, then the response
