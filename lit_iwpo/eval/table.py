@@ -23,8 +23,8 @@ Comparisons with confidence (``lit_iwpo.eval.stats``), computed from the runs' s
 they work with ``--collect`` and never retrain:
 
 - ``--baseline METHOD [OTHER ...]`` (default ``dpo_tr_v`` when it is among the methods; ``none`` turns it off):
-  every other method's paired difference from METHOD, per metric with per-prompt data (``test/win_rate`` from the outcomes in
-  ``generations_test.jsonl``, ``test/rewards/accuracies`` and ``test/rewards/margins`` from
+  every other method's paired difference from METHOD, per metric with per-prompt data (``test/win_rate`` from
+  the outcomes in ``generations_test.jsonl``, ``test/rewards/accuracies`` and ``test/rewards/margins`` from
   ``test_pairs.jsonl``), over the seeds both have (seed s with seed s: the same data order) and the prompts
   they share, with a 95 % two-level bootstrap interval over seeds × prompts and the minimum detectable
   difference (MDD) at that design; written to ``diffs.md`` / ``diffs.csv``. The table header then states the
@@ -450,6 +450,14 @@ def h2h_markdown(results: list[dict], n_boot: int = 10000) -> str:
     return "\n".join(lines)
 
 
+def _write_diffs(stem: Path, diffs: list[dict], args: argparse.Namespace) -> str:
+    """Paired differences from one baseline into ``stem``.md (in points) and ``stem``.csv; returns the markdown."""
+    text = diffs_markdown(diffs, args.target, n_boot=args.n_boot)
+    (stem.parent / (stem.name + ".md")).write_text(text + "\n")  # not with_suffix: a stem may hold a dot
+    _write_csv(stem.parent / (stem.name + ".csv"), diffs)
+    return text
+
+
 def _write_csv(path: Path, rows: list[dict]) -> None:
     with path.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
@@ -574,10 +582,7 @@ def run_table(args: argparse.Namespace, extra: list[str], methods: list[str], ba
     plot(rows, methods, args.metrics, args.out / "table.png")
     print(header + md)
     if diffs:
-        text = diffs_markdown(diffs, args.target, n_boot=args.n_boot)
-        (args.out / "diffs.md").write_text(text + "\n")
-        _write_csv(args.out / "diffs.csv", diffs)
-        print("\n" + text)
+        print("\n" + _write_diffs(args.out / "diffs", diffs, args))
     elif baseline and len(methods) > 1:
         print(f"\n[table] no paired differences from {baseline}: no seed with per-prompt results from both")
     for other in args.more_baselines:
@@ -585,9 +590,7 @@ def run_table(args: argparse.Namespace, extra: list[str], methods: list[str], ba
         if not more:
             print(f"\n[table] no paired differences from {other}: no seed with per-prompt results from it and another")
             continue
-        text = diffs_markdown(more, args.target, n_boot=args.n_boot)
-        (args.out / f"diffs_vs_{other}.md").write_text(text + "\n")
-        _write_csv(args.out / f"diffs_vs_{other}.csv", more)
+        _write_diffs(args.out / f"diffs_vs_{other}", more, args)
         print(f"\n[table] written: {args.out / f'diffs_vs_{other}.md'}")
     h2h, cache = [], {}
     for a, b in args.h2h:
