@@ -420,6 +420,36 @@ def test_table_more_baselines(table_runs, capsys):
     assert not (out / "diffs_vs_dpo_tr_v.md").exists()
 
 
+def test_table_collect_takes_the_rows_from_the_table(table_runs, capsys):
+    """--collect without --methods: the rows of OUT's table.csv in its order (not the run folders' order), then
+    run folders it does not list yet, by name; the same files as a collect that names them. Running needs
+    --methods, and an empty folder is refused."""
+    import shutil
+
+    from lit_iwpo.eval.table import table_main
+
+    out, methods, _ = table_runs
+    common = ["--base", "unused.yaml", "--seeds", "0", "1", "2", "--out", str(out), "--collect",
+              "--metrics", "test/win_rate", "--n-boot", "300"]
+    order = [methods[2], methods[0], methods[1]]  # m_noise, dpo_tr_v, m_shift: not alphabetical
+    assert table_main([*common, "--methods", *map(str, order)]) == 0
+    named = {f: (out / f).read_text() for f in ("table.md", "table.csv", "diffs.csv")}
+    assert table_main(common) == 0
+    assert {f: (out / f).read_text() for f in named} == named
+    # a new row's runs (a copy of m_noise's) join after the table's rows
+    shutil.copytree(out / "runs" / "m_noise", out / "runs" / "a_new")
+    assert table_main(common) == 0
+    rows = [line.split("|")[1].strip() for line in (out / "table.md").read_text().splitlines()
+            if line.startswith("| ") and not line.startswith("| method")]
+    assert rows == ["m_noise", "dpo_tr_v", "m_shift", "a_new"]
+    with pytest.raises(SystemExit) as exit_:
+        table_main([a for a in common if a != "--collect"])
+    assert exit_.value.code == 2 and "--methods is needed to run" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        table_main([*common[:-7], "--out", str(out / "empty"), "--collect"])
+    assert exit_.value.code == 2 and "holds no table.csv" in capsys.readouterr().err
+
+
 def test_table_one_seed_is_prompts_only(table_runs):
     from lit_iwpo.eval.table import table_main
 

@@ -6,11 +6,12 @@
 
 Each (method, seed) runs ``lit_iwpo fit --config BASE --config METHOD --seed_everything S --data.seed S``
 in its own process, into ``OUT/runs/METHOD/seedS``, seed by seed (every method at seed 0, then at seed 1,
-...); a run whose ``summary.json`` already exists is
-collected, not rerun (so an interrupted table resumes, and ``--collect`` only aggregates; a run whose
-summary has no test metrics yet counts as interrupted and starts again). The table
-(mean ± sd over seeds, sample sd) is printed and written as ``table.md``, ``table.csv`` (one row per
-method × metric, with the per-seed values) and ``table.png``. The table's last column, ``time/minutes``,
+...); a run whose ``summary.json`` already exists is collected, not rerun (so an interrupted table resumes, and
+``--collect`` only aggregates; a run whose summary has no test metrics yet counts as interrupted and starts
+again). ``--collect`` without ``--methods`` collects the rows the table in OUT already holds (its
+``table.csv``), then any run folder it does not list yet. The table (mean ± sd over seeds, sample sd) is
+printed and written as ``table.md``, ``table.csv`` (one row per method × metric, with the per-seed values) and
+``table.png``. The table's last column, ``time/minutes``,
 is each run's wall time (training, validation and the final test with generation: ``time/total_s`` of its
 summary, or for older runs the file times from its saved config to its final metrics), read from the run's
 files, so it covers runs made by earlier invocations, and runs copied or checked out from git, too.
@@ -468,7 +469,10 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lit_iwpo table", description=__doc__.split("\n\n")[0])
     p.add_argument("--base", type=Path, required=True, help="scenario config (data, model, trainer)")
-    p.add_argument("--methods", type=Path, nargs="+", required=True, help="method configs; the file stem names the row")
+    p.add_argument("--methods", type=Path, nargs="+", default=None,
+                   help="method configs; the file stem names the row. With --collect it may be left out: the rows "
+                        "are then those of the table in --out (table.csv's order), then any run folder it does not "
+                        "list yet (OUT/runs/NAME, by name)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--metrics", nargs="+", default=list(DEFAULT_METRICS))
@@ -496,10 +500,37 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def rows_on_disk(out: Path) -> list[str]:
+    """The rows a table folder holds, for ``--collect`` without ``--methods``: the methods of its ``table.csv`` in
+    their order, then every run folder (``OUT/runs/NAME``) the table does not list yet, by name."""
+    names: list[str] = []
+    if (out / "table.csv").is_file():
+        with (out / "table.csv").open(newline="") as fh:
+            names = list(dict.fromkeys(row["method"] for row in csv.DictReader(fh)))
+    if (out / "runs").is_dir():
+        names += sorted(d.name for d in (out / "runs").iterdir() if d.is_dir() and d.name not in names)
+    return names
+
+
 def table_main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     extra = args.extra[1:] if args.extra[:1] == ["--"] else args.extra
+    if args.methods is None:
+        if not args.collect:
+            parser.error("--methods is needed to run; only --collect can take the rows from the table in --out")
+        from lit_iwpo.eval import sweep
+
+        tables = [args.out]
+        if args.vary:
+            key, values = sweep.parse_vary(args.vary)
+            tables = [sweep.point_dir(args.out, key, value) for value in values]
+        names: list[str] = []
+        for folder in tables:
+            names += [n for n in rows_on_disk(folder) if n not in names]
+        if not names:
+            parser.error(f"--collect without --methods: {args.out} holds no table.csv and no runs/ folder to collect")
+        args.methods = [Path(f"{name}.yaml") for name in names]  # only the stems are read when collecting
     methods = [m.stem for m in args.methods]
     if args.baseline is None:
         baseline = DEFAULT_BASELINE if DEFAULT_BASELINE in methods else None
