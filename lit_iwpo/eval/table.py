@@ -11,10 +11,10 @@ in its own process, into ``OUT/runs/METHOD/seedS``, seed by seed (every method a
 again). ``--collect`` without ``--methods`` collects the rows the table in OUT already holds (its
 ``table.csv``), then any run folder it does not list yet. The table (mean ± sd over seeds, sample sd) is
 printed and written as ``table.md``, ``table.csv`` (one row per method × metric, with the per-seed values) and
-``table.png``. The table's last column, ``time/minutes``,
-is each run's wall time (training, validation and the final test with generation: ``time/total_s`` of its
-summary, or for older runs the file times from its saved config to its final metrics), read from the run's
-files, so it covers runs made by earlier invocations, and runs copied or checked out from git, too.
+``table.png``. The table's last column, ``time/minutes``, is each run's wall time (training, validation and
+the final test with generation: ``time/total_s`` of its summary, or for older runs the file times from its
+saved config to its final metrics), read from the run's files, so it covers runs made by earlier invocations,
+and runs copied or checked out from git, too.
 
 What a table needs to be collected again elsewhere (e.g. after ``git clone``) is small, about 100 kB a run:
 ``config.yaml``, ``summary.json``, ``metrics.csv``, ``generations_test.jsonl``, ``test_pairs.jsonl`` and
@@ -516,15 +516,13 @@ def table_main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     extra = args.extra[1:] if args.extra[:1] == ["--"] else args.extra
+    from lit_iwpo.eval import sweep
+
+    key, values = sweep.parse_vary(args.vary) if args.vary else (None, [])
     if args.methods is None:
         if not args.collect:
             parser.error("--methods is needed to run; only --collect can take the rows from the table in --out")
-        from lit_iwpo.eval import sweep
-
-        tables = [args.out]
-        if args.vary:
-            key, values = sweep.parse_vary(args.vary)
-            tables = [sweep.point_dir(args.out, key, value) for value in values]
+        tables = [sweep.point_dir(args.out, key, value) for value in values] or [args.out]
         names: list[str] = []
         for folder in tables:
             names += [n for n in rows_on_disk(folder) if n not in names]
@@ -546,9 +544,6 @@ def table_main(argv: list[str] | None = None) -> int:
     args.more_baselines = args.baseline[1:] if args.baseline and baseline else []
     if not args.vary:
         return run_table(args, extra, methods, baseline)
-    from lit_iwpo.eval import sweep
-
-    key, values = sweep.parse_vary(args.vary)
     spec = sweep.base_train_spec(args.base)
     rc = 1
     for value in values:
