@@ -3,7 +3,7 @@
 #
 #   benchmarks/shift_search.sh            # run (or continue) every stage in order
 #   benchmarks/shift_search.sh headroom   # one stage: headroom | range | methods | options | sweep | pools | dv_size | once
-#                                         #            | dora | range_more | sweep_methods
+#                                         #            | dora | range_more | sweep_methods | seeds34
 #
 # Every stage is a `lit_iwpo table` call into results/: a finished run (its summary.json holds test metrics)
 # is collected, never rerun, so the script continues where an interrupted session stopped; run it again with
@@ -222,4 +222,29 @@ if [[ $stage == all || $stage == sweep_methods ]]; then
   sweep_rows science 0.8,0.6,0.4,0.2,0.7 dpo_tr_v dpo_oracle_weights iw_dpo_r_kmm $kept $more
   copy_runs results/headroom/culture "results/sweep/culture/severity=0.5" "${SEEDS[*]}" $more
   sweep_rows culture 0.8,0.2,0.6,0.4,0.5 dpo_tr_v dpo_oracle_weights iw_dpo_r_kmm $kept $more
+fi
+if [[ $stage == all || $stage == seeds34 ]]; then
+  # 11. seeds 3 and 4 where the budget allowed (issue: at least 5 seeds), DPO beside the rows in question. Culture: the
+  # two leads of the sweep (the recent pool at 0.6, the pair classifier at 0.4), the sweep collected over seeds 0-4
+  # (seeds a method lacks are skipped; differences pair the seeds both rows have). Helpful-harmless at its defaults:
+  # the oracle and the rows whose contested gain exceeded the interval at 3 seeds, collected at 0-4 in five_seeds/
+  # (its runs are the table's, linked) while the table itself stays at seeds 0-2
+  lit_iwpo table --base configs/scenarios/culture.yaml --out results/sweep/culture --seeds 3 4 --vary severity=0.6 \
+    --methods $M/dpo_tr_v.yaml $M/iw_dpo_r_recent.yaml
+  lit_iwpo table --base configs/scenarios/culture.yaml --out results/sweep/culture --seeds 3 4 --vary severity=0.4 \
+    --methods $M/dpo_tr_v.yaml $M/iw_dpo_embedding_ratio.yaml
+  lit_iwpo table --collect --base configs/scenarios/culture.yaml --out results/sweep/culture --seeds 0 1 2 3 4 \
+    --vary severity=0.8,0.2,0.6,0.4,0.5 --methods $(printf "$M/%s.yaml " dpo_tr_v dpo_oracle_weights iw_dpo_r_kmm \
+    iw_dpo_r_refresh_kliep_once wpo iw_dpo_l_kmm iw_dpo_r_recent iw_dpo_r_refresh iw_dpo_embedding_ratio)
+  five_seeds() {  # five_seeds SCENARIO ROWS...: seeds 3-4 of ROWS (names in $M), then ROWS collected at seeds 0-4
+    local s=$1 t=results/headroom/$1; shift
+    mkdir -p "$t/five_seeds" && ln -sfn ../runs "$t/five_seeds/runs"
+    lit_iwpo table --base "configs/scenarios/$s.yaml" --out "$t/five_seeds" --seeds 3 4 --methods $(printf "$M/%s.yaml " "$@")
+    lit_iwpo table --collect --base "configs/scenarios/$s.yaml" --out "$t/five_seeds" --seeds 0 1 2 3 4 \
+      --methods $(printf "$M/%s.yaml " "$@")
+  }
+  five_seeds helpful_harmless dpo_tr_v dpo_oracle_weights iw_dpo_embedding_ratio iw_dpo_r_kmm dora iw_dpo_r_kmm_dv_warm
+  # science: the rows beyond their intervals at 3 seeds (and DPO on D_v, the bar they must clear)
+  five_seeds science dpo_tr_v dpo_oracle_weights iw_dpo_r_refresh_kliep_once iw_dpo_embedding_ratio dora dpo_v \
+    iw_dpo_r_recent iw_dpo_r_refresh
 fi
