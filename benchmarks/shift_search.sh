@@ -237,14 +237,15 @@ if [[ $stage == all || $stage == seeds34 ]]; then
     --vary severity=0.8,0.2,0.6,0.4,0.5 --methods $(printf "$M/%s.yaml " dpo_tr_v dpo_oracle_weights iw_dpo_r_kmm \
     iw_dpo_r_refresh_kliep_once wpo iw_dpo_l_kmm iw_dpo_r_recent iw_dpo_r_refresh iw_dpo_embedding_ratio)
   five_seeds() {  # five_seeds SCENARIO ROWS...: seeds 3-4 of ROWS (names in $M), then ROWS collected at seeds 0-4
+    # against the baselines in $BASELINES (default DPO on D_tr ∪ D_v)
     local s=$1 t=results/headroom/$1; shift
     mkdir -p "$t/five_seeds" && ln -sfn ../runs "$t/five_seeds/runs"
     lit_iwpo table --base "configs/scenarios/$s.yaml" --out "$t/five_seeds" --seeds 3 4 --methods $(printf "$M/%s.yaml " "$@")
     lit_iwpo table --collect --base "configs/scenarios/$s.yaml" --out "$t/five_seeds" --seeds 0 1 2 3 4 \
-      --methods $(printf "$M/%s.yaml " "$@")
+      --methods $(printf "$M/%s.yaml " "$@") --baseline ${BASELINES:-dpo_tr_v}
   }
   five_seeds helpful_harmless dpo_tr_v dpo_oracle_weights iw_dpo_embedding_ratio iw_dpo_r_kmm dora iw_dpo_r_kmm_dv_warm
   # science: the rows beyond their intervals at 3 seeds (and DPO on D_v, the bar they must clear)
-  five_seeds science dpo_tr_v dpo_oracle_weights iw_dpo_r_refresh_kliep_once iw_dpo_embedding_ratio dora dpo_v \
+  BASELINES="dpo_tr_v dpo_v" five_seeds science dpo_tr_v dpo_oracle_weights iw_dpo_r_refresh_kliep_once iw_dpo_embedding_ratio dora dpo_v \
     iw_dpo_r_recent iw_dpo_r_refresh
 fi
