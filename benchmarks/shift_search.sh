@@ -248,4 +248,6 @@ if [[ $stage == all || $stage == seeds34 ]]; then
   # science: the rows beyond their intervals at 3 seeds (and DPO on D_v, the bar they must clear)
   BASELINES="dpo_tr_v dpo_v" five_seeds science dpo_tr_v dpo_oracle_weights iw_dpo_r_refresh_kliep_once iw_dpo_embedding_ratio dora dpo_v \
     iw_dpo_r_recent iw_dpo_r_refresh
+  # culture's defaults: the pair classifier, the one row there beyond its interval at 3 seeds
+  five_seeds culture dpo_tr_v iw_dpo_embedding_ratio
 fi
