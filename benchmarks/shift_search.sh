@@ -226,10 +226,9 @@ fi
 if [[ $stage == all || $stage == seeds34 ]]; then
   # 11. seeds 3 and 4 where the budget allowed (issue: at least 5 seeds), DPO beside the rows in question. Culture: the
   # two leads of the sweep (the recent pool at 0.6, the pair classifier at 0.4), the sweep collected over seeds 0-4
-  # (seeds a method lacks are skipped; differences pair the seeds both rows have). Each scenario's defaults: DPO, and
-  # on helpful-harmless and science the oracle and most rows beyond an interval at 3 seeds, on culture the pair
-  # classifier, collected at 0-4 in the headroom table's five_seeds/ (its runs are the table's, linked) while the
-  # table itself stays at seeds 0-2
+  # (seeds a method lacks are skipped; differences pair the seeds both rows have). Each scenario's defaults: DPO, the
+  # rows beyond an interval at 3 seeds, and the issue's rows as the budget allowed (below), collected at 0-4 in the
+  # headroom table's five_seeds/ (its runs are the table's, linked) while the table itself stays at seeds 0-2
   lit_iwpo table --base configs/scenarios/culture.yaml --out results/sweep/culture --seeds 3 4 --vary severity=0.6 \
     --methods $M/dpo_tr_v.yaml $M/iw_dpo_r_recent.yaml
   lit_iwpo table --base configs/scenarios/culture.yaml --out results/sweep/culture --seeds 3 4 --vary severity=0.4 \
@@ -245,10 +244,15 @@ if [[ $stage == all || $stage == seeds34 ]]; then
     lit_iwpo table --collect --base "configs/scenarios/$s.yaml" --out "$t/five_seeds" --seeds 0 1 2 3 4 \
       --methods $(printf "$M/%s.yaml " "$@") --baseline ${BASELINES:-dpo_tr_v}
   }
-  five_seeds helpful_harmless dpo_tr_v dpo_oracle_weights iw_dpo_embedding_ratio iw_dpo_r_kmm dora iw_dpo_r_kmm_dv_warm
-  # science: the rows beyond their intervals at 3 seeds (and DPO on D_v, the bar they must clear)
+  # helpful-harmless: the rows beyond their intervals at 3 seeds, then (next session) the issue's other rows: DPO on
+  # D_v, WPO, the two pools and IW-DPO-L
+  five_seeds helpful_harmless dpo_tr_v dpo_oracle_weights iw_dpo_embedding_ratio iw_dpo_r_kmm dora iw_dpo_r_kmm_dv_warm \
+    dpo_v wpo iw_dpo_r_recent iw_dpo_r_refresh iw_dpo_l_kmm
+  # science: the rows beyond their intervals at 3 seeds (and DPO on D_v, the bar they must clear), then WPO, IW-DPO-L
+  # and the paper's IW-DPO-R
   BASELINES="dpo_tr_v dpo_v" five_seeds science dpo_tr_v dpo_oracle_weights iw_dpo_r_refresh_kliep_once iw_dpo_embedding_ratio dora dpo_v \
-    iw_dpo_r_recent iw_dpo_r_refresh
-  # culture's defaults: the pair classifier, the one row there beyond its interval at 3 seeds
-  five_seeds culture dpo_tr_v iw_dpo_embedding_ratio
+    iw_dpo_r_recent iw_dpo_r_refresh wpo iw_dpo_l_kmm iw_dpo_r_kmm
+  # culture's defaults: the pair classifier, the one row there beyond its interval at 3 seeds, then the oracle, DPO
+  # on D_v, WPO and the paper's IW-DPO-R
+  five_seeds culture dpo_tr_v iw_dpo_embedding_ratio dpo_oracle_weights dpo_v wpo iw_dpo_r_kmm
 fi
