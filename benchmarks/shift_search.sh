@@ -244,7 +244,7 @@ if [[ $stage == all || $stage == seeds34 ]]; then
     lit_iwpo table --collect --base "configs/scenarios/$s.yaml" --out "$t/five_seeds" --seeds 0 1 2 3 4 \
       --methods $(printf "$M/%s.yaml " "$@") --baseline ${BASELINES:-dpo_tr_v}
   }
-  # helpful-harmless: the rows beyond their intervals at 3 seeds, then (next session) the other rows: DPO on
+  # helpful-harmless: the rows beyond their intervals at 3 seeds, then the other rows: DPO on
   # D_v, WPO, the two pools and IW-DPO-L
   five_seeds helpful_harmless dpo_tr_v dpo_oracle_weights iw_dpo_embedding_ratio iw_dpo_r_kmm dora iw_dpo_r_kmm_dv_warm \
     dpo_v wpo iw_dpo_r_recent iw_dpo_r_refresh iw_dpo_l_kmm
