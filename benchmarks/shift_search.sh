@@ -226,9 +226,8 @@ fi
 if [[ $stage == all || $stage == seeds34 ]]; then
   # 11. seeds 3 and 4 where the budget allowed (issue: at least 5 seeds), DPO beside the rows in question. Culture: the
   # two leads of the sweep (the recent pool at 0.6, the pair classifier at 0.4), the sweep collected over seeds 0-4
-  # (seeds a method lacks are skipped; differences pair the seeds both rows have). Each scenario's defaults: DPO, the
-  # rows beyond an interval at 3 seeds, and the issue's rows as the budget allowed (below), collected at 0-4 in the
-  # headroom table's five_seeds/ (its runs are the table's, linked) while the table itself stays at seeds 0-2
+  # (seeds a method lacks are skipped; differences pair the seeds both rows have). Each scenario's defaults: every row
+  # of the default table but two (below), collected at 0-4 in the headroom table's five_seeds/ (its runs are the table's, linked) while the table itself stays at seeds 0-2
   lit_iwpo table --base configs/scenarios/culture.yaml --out results/sweep/culture --seeds 3 4 --vary severity=0.6 \
     --methods $M/dpo_tr_v.yaml $M/iw_dpo_r_recent.yaml
   lit_iwpo table --base configs/scenarios/culture.yaml --out results/sweep/culture --seeds 3 4 --vary severity=0.4 \
@@ -236,23 +235,25 @@ if [[ $stage == all || $stage == seeds34 ]]; then
   lit_iwpo table --collect --base configs/scenarios/culture.yaml --out results/sweep/culture --seeds 0 1 2 3 4 \
     --vary severity=0.8,0.2,0.6,0.4,0.5 --methods $(printf "$M/%s.yaml " dpo_tr_v dpo_oracle_weights iw_dpo_r_kmm \
     iw_dpo_r_refresh_kliep_once wpo iw_dpo_l_kmm iw_dpo_r_recent iw_dpo_r_refresh iw_dpo_embedding_ratio)
-  five_seeds() {  # five_seeds SCENARIO ROWS...: seeds 3-4 of ROWS (names in $M), then ROWS collected at seeds 0-4
-    # against the baselines in $BASELINES (default DPO on D_tr ∪ D_v)
-    local s=$1 t=results/headroom/$1; shift
+  five_seeds() {  # five_seeds SCENARIO ROWS...: seeds 3-4 of ROWS (names in $M, or config paths), then ROWS collected
+    # at seeds 0-4 against the baselines in $BASELINES (default DPO on D_tr ∪ D_v)
+    local s=$1 t=results/headroom/$1 cfgs=() r; shift
+    for r in "$@"; do [[ $r == */* ]] && cfgs+=("$r") || cfgs+=("$M/$r.yaml"); done
     mkdir -p "$t/five_seeds" && ln -sfn ../runs "$t/five_seeds/runs"
-    lit_iwpo table --base "configs/scenarios/$s.yaml" --out "$t/five_seeds" --seeds 3 4 --methods $(printf "$M/%s.yaml " "$@")
+    lit_iwpo table --base "configs/scenarios/$s.yaml" --out "$t/five_seeds" --seeds 3 4 --methods "${cfgs[@]}"
     lit_iwpo table --collect --base "configs/scenarios/$s.yaml" --out "$t/five_seeds" --seeds 0 1 2 3 4 \
-      --methods $(printf "$M/%s.yaml " "$@") --baseline ${BASELINES:-dpo_tr_v}
+      --methods "${cfgs[@]}" --baseline ${BASELINES:-dpo_tr_v}
   }
-  # helpful-harmless: the rows beyond their intervals at 3 seeds, then the issue's other rows: DPO on
-  # D_v, WPO, the two pools and IW-DPO-L
-  five_seeds helpful_harmless dpo_tr_v dpo_oracle_weights iw_dpo_embedding_ratio iw_dpo_r_kmm dora iw_dpo_r_kmm_dv_warm \
-    dpo_v wpo iw_dpo_r_recent iw_dpo_r_refresh iw_dpo_l_kmm
-  # science: the rows beyond their intervals at 3 seeds (and DPO on D_v, the bar they must clear), then WPO, IW-DPO-L
-  # and the paper's IW-DPO-R
-  BASELINES="dpo_tr_v dpo_v" five_seeds science dpo_tr_v dpo_oracle_weights iw_dpo_r_refresh_kliep_once iw_dpo_embedding_ratio dora dpo_v \
-    iw_dpo_r_recent iw_dpo_r_refresh wpo iw_dpo_l_kmm iw_dpo_r_kmm
-  # culture's defaults: the pair classifier, the one row there beyond its interval at 3 seeds, then the oracle, DPO
-  # on D_v, WPO and the paper's IW-DPO-R
-  five_seeds culture dpo_tr_v iw_dpo_embedding_ratio dpo_oracle_weights dpo_v wpo iw_dpo_r_kmm
+  # each scenario's default table at five seeds: every row of the three-seed table (in its order) except
+  # iw_dpo_r_kmm_plus_v (seed 0 only) and science's every-10 variant; paired against DPO on D_tr ∪ D_v and a
+  # second baseline (helpful-harmless: the warm start without weights; science and culture: DPO on D_v)
+  BASELINES="dpo_tr_v dpo_dv_warm" five_seeds helpful_harmless dpo_tr_v dpo_oracle_weights dpo_anti_oracle_weights \
+    dpo_v wpo iw_dpo_l_kmm iw_dpo_r_kmm dpo_dv_warm iw_dpo_r_kmm_dv_warm iw_dpo_r_recent iw_dpo_r_refresh \
+    iw_dpo_r_refresh_kliep_once iw_dpo_embedding_ratio dora configs/dora/reweight_only.yaml
+  BASELINES="dpo_tr_v dpo_v" five_seeds science dpo_tr_v dpo_oracle_weights dpo_anti_oracle_weights dpo_v wpo \
+    iw_dpo_l_kmm iw_dpo_r_kmm dpo_dv_warm iw_dpo_r_kmm_dv_warm iw_dpo_r_recent iw_dpo_r_refresh \
+    iw_dpo_r_refresh_kliep_once iw_dpo_embedding_ratio dora configs/dora/reweight_only.yaml
+  BASELINES="dpo_tr_v dpo_v" five_seeds culture dpo_tr_v dpo_oracle_weights dpo_anti_oracle_weights dpo_v wpo \
+    iw_dpo_l_kmm iw_dpo_r_kmm iw_dpo_r_recent iw_dpo_r_refresh iw_dpo_r_refresh_kliep_once iw_dpo_embedding_ratio \
+    dora configs/dora/reweight_only.yaml
 fi
