@@ -227,7 +227,8 @@ if [[ $stage == all || $stage == seeds34 ]]; then
   # 11. seeds 3 and 4 where the budget allowed (issue: at least 5 seeds), DPO beside the rows in question. Culture: the
   # two leads of the sweep (the recent pool at 0.6, the pair classifier at 0.4), the sweep collected over seeds 0-4
   # (seeds a method lacks are skipped; differences pair the seeds both rows have). Each scenario's defaults: every row
-  # of the default table but two (below), collected at 0-4 in the headroom table's five_seeds/ (its runs are the table's, linked) while the table itself stays at seeds 0-2
+  # of the default table but two (below), collected at 0-4 in the headroom table's five_seeds/ (its runs are the
+  # table's, linked) while the table itself stays at seeds 0-2
   lit_iwpo table --base configs/scenarios/culture.yaml --out results/sweep/culture --seeds 3 4 --vary severity=0.6 \
     --methods $M/dpo_tr_v.yaml $M/iw_dpo_r_recent.yaml
   lit_iwpo table --base configs/scenarios/culture.yaml --out results/sweep/culture --seeds 3 4 --vary severity=0.4 \
