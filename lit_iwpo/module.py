@@ -21,6 +21,8 @@ import lightning as L
 import numpy as np
 import torch
 from jsonargparse import lazy_instance
+from peft import get_peft_model
+from lightning.pytorch.strategies import FSDPStrategy as LightningFSDPStrategy
 from torch import Tensor, nn
 
 from lit_iwpo.callbacks.iw_refresh import ImportanceWeightRefresh
@@ -42,6 +44,7 @@ from lit_iwpo.models import (
 )
 from lit_iwpo.models.generation import GenerationSpec, generate_texts
 from lit_iwpo.models.layers import compile_decoder_layers
+from lit_iwpo.models.wrapping import clean_name, has_fsdp1, unwrap
 from lit_iwpo.models.refcache import (
     adapter_fingerprint,
     cache_path,
@@ -54,7 +57,7 @@ from lit_iwpo.models.refcache import (
 from lit_iwpo.models.scoring import ForwardRequest, Scorer
 from lit_iwpo.objectives import DPO, Objective, ObjectiveOutput, StepInputs
 from lit_iwpo.objectives.weights import Refreshable
-from lit_iwpo.parallel import ShardingSpec, is_sharded, parallelize, shard_module
+from lit_iwpo.parallel import ShardingSpec, is_sharded, parallelize, shard_module, wrap_fsdp
 from lit_iwpo.progress import phase, progress
 from lit_iwpo.resume import epoch_closed, reopen_closed_epoch
 
@@ -203,10 +206,10 @@ class PreferenceModule(L.LightningModule):
         share_prompt: Run each pair's prompt once, in one row ``[prompt | chosen | rejected]`` whose rejected
             half attends to the prompt but not to the chosen response (a custom attention mask): the two-row
             numbers up to rounding, with the prompt's tokens computed once. Used where the model allows it (a
-            plain LM head or FSDP2 sharding, SDPA or eager attention); elsewhere the two-row layout.
+            plain LM head or FSDP sharding, SDPA or eager attention); elsewhere the two-row layout.
         compile: ``torch.compile`` each decoder layer (one graph, dynamic shapes), adapters included, for the
             training and scoring forwards; generation stays eager. The first step pays the compilation. Not with
-            FSDP2 sharding (refused).
+            FSDP sharding (refused).
         sharding: How FSDP2 shards the model when ``trainer.strategy`` is Lightning's ``ModelParallelStrategy``
             (see :mod:`lit_iwpo.parallel`); ignored otherwise.
         generation: Decoding settings for predict and win-rate evaluation.
@@ -299,11 +302,13 @@ class PreferenceModule(L.LightningModule):
         for name, part in self.objective.parts(getattr(self.policy, "config", None)).items():
             self.objective_parts[name] = part
         mesh = getattr(self, "_device_mesh", None)  # set by ModelParallelStrategy: FSDP2
+        strategy = self._trainer.strategy if self._trainer is not None else None
+        fsdp1 = isinstance(strategy, LightningFSDPStrategy)  # Lightning's FSDPStrategy: FSDP1, wrapped here
         models = [m for m in (self.policy, self.reference) if m is not None]
         if self.hparams.compile:
-            if mesh is not None:
-                raise ConfigError("model.compile is not supported with FSDP2 sharding (ModelParallelStrategy) yet: "
-                                  "set model.compile: false")
+            if mesh is not None or fsdp1:
+                raise ConfigError("model.compile is not supported with FSDP sharding (ModelParallelStrategy or "
+                                  "FSDPStrategy) yet: set model.compile: false")
             for model in models:
                 compile_decoder_layers(model)
         if mesh is not None:
@@ -311,10 +316,18 @@ class PreferenceModule(L.LightningModule):
                 parallelize(model, mesh, self.sharding)
             for part in self.objective_parts.values():
                 shard_module(part, mesh)
+        elif fsdp1:
+            if any(p.requires_grad for p in self.objective_parts.parameters()):
+                raise ConfigError(f"{type(self.objective).__name__} trains parts of its own, which lit_iwpo shards "
+                                  "with FSDP2 only: use configs/distributed/fsdp2.yaml (ModelParallelStrategy)")
+            self.objective_parts.to(strategy.root_device)
+            self.policy = self.scorer.policy = wrap_fsdp(self.policy, strategy)
+            if self.reference is not None:
+                self.reference = self.scorer.reference = wrap_fsdp(self.reference, strategy)
 
     @property
     def sharded(self) -> bool:
-        """Whether the policy's parameters are sharded across processes (FSDP2): then every forward is a
+        """Whether the policy's parameters are sharded across processes (FSDP1 or FSDP2): then every forward is a
         collective, which every rank must run."""
         return self.policy is not None and is_sharded(self.policy)
 
@@ -473,13 +486,13 @@ class PreferenceModule(L.LightningModule):
     def trainable_state_keys(self) -> set[str]:
         """What checkpoints hold: trainable parameters and every tensor of the objective's parts (the frozen
         base is rebuilt from the config)."""
-        keys = {name for name, p in self.named_parameters() if p.requires_grad}
+        keys = {clean_name(name) for name, p in self.named_parameters() if p.requires_grad}
         return keys | {f"objective_parts.{k}" for k in self.objective_parts.state_dict()}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if epoch_closed(checkpoint):
             reopen_closed_epoch(checkpoint)  # end-of-run checkpoints resume exactly (lit_iwpo.resume)
-        if not self.sharded:  # FSDP2 saves a sharded checkpoint of the whole model, which it must find on resume
+        if not self._distributed_checkpoint():  # a sharded checkpoint holds the whole model, as resuming expects
             keep = self.trainable_state_keys()
             checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
         rng = {
@@ -494,6 +507,14 @@ class PreferenceModule(L.LightningModule):
             rngs = [None] * self.trainer.world_size
             torch.distributed.all_gather_object(rngs, rng)
         checkpoint["lit_iwpo"] = {"objective": self.objective.state_dict(), "rng": rngs}
+
+    def _distributed_checkpoint(self) -> bool:
+        """Whether checkpoints are saved in shards (FSDP2, or FSDP1 with ``state_dict_type: sharded``): those
+        hold the whole sharded model, which loading them expects; whole checkpoints keep the trainable tensors."""
+        strategy = self._trainer.strategy if self._trainer is not None else None
+        if isinstance(strategy, LightningFSDPStrategy):
+            return strategy._state_dict_type == "sharded"
+        return self.sharded
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # (a sharded checkpoint's tensors are loaded by the strategy; its metadata arrives here without them)
@@ -514,13 +535,31 @@ class PreferenceModule(L.LightningModule):
 
     # ------------------------------------------------------------- artefacts
     def full_state_dict(self) -> dict[str, Tensor] | None:
-        """The policy's whole state dict, gathered from its shards, on rank 0 (empty on the others); every rank
-        must call this together. None when the policy is not sharded (its own state dict is whole)."""
+        """The policy's whole state dict, gathered from its shards, on rank 0 (on GPUs empty on the others);
+        every rank must call this together. None when the policy is not sharded (its own state dict is whole)."""
         if not self.sharded:
             return None
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
-        return get_model_state_dict(self.policy, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        # offloading gathers on rank 0 alone; on CPU there is nothing to offload (and FSDP1 crashes trying)
+        offload = next(self.policy.parameters()).device.type != "cpu"
+        return get_model_state_dict(self.policy, options=StateDictOptions(full_state_dict=True, cpu_offload=offload))
+
+    def _export_model(self, state_dict: dict[str, Tensor] | None) -> tuple[nn.Module, dict[str, Tensor] | None]:
+        """What :meth:`save_hf` saves, and the state dict to save it with: the policy and ``state_dict``, or under
+        FSDP1 an unwrapped twin (the base rebuilt, the trained adapter's config) holding the gathered tensors.
+        FSDP1's wrappers rename the modules that peft and transformers look the tensors up by (rank 0 holds the
+        twin for the duration of the export)."""
+        if state_dict is None or not has_fsdp1(self.policy):
+            return self.policy, state_dict
+        twin = self._build_base()
+        if self.lora is not None:  # (model.init_policy too: it needs model.lora)
+            twin = get_peft_model(twin, unwrap(self.policy).peft_config["default"])
+        missing, _ = twin.load_state_dict(state_dict, strict=False)  # the frozen named adapters stay behind
+        if missing:
+            raise RuntimeError(f"the gathered state dict lacks {len(missing)} of the export's tensors, "
+                               f"e.g. {missing[:3]}")
+        return twin, None
 
     def save_hf(self, out_dir: str | Path, state_dict: dict[str, Tensor] | None = None) -> Path:
         """Save the trained adapter (LoRA) or model (full fine-tuning) + tokenizer as a portable export.
@@ -552,11 +591,12 @@ class PreferenceModule(L.LightningModule):
             if beside:
                 # the base is a pure function of the config: rebuild it rather than unwrapping the adapter
                 self._build_base().save_pretrained(tmp)
+            model, state_dict = self._export_model(state_dict)
             whole = {} if state_dict is None else {"state_dict": state_dict}
             if lora:  # not the frozen named adapters
-                self.policy.save_pretrained(tmp, selected_adapters=["default"], **whole)
+                model.save_pretrained(tmp, selected_adapters=["default"], **whole)
             else:
-                self.policy.save_pretrained(tmp, **whole)
+                model.save_pretrained(tmp, **whole)
             self.tokenizer.save_pretrained(tmp)
             save_objective_parts(tmp, dict(self.objective_parts.state_dict()))
             finish_export(tmp, info)

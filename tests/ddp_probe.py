@@ -1,5 +1,6 @@
 """A callback for the distributed tests: each rank saves its weight source's state at the end of fit."""
 
+import contextlib
 import os
 
 import lightning as L
@@ -19,7 +20,7 @@ class StoreDump(L.Callback):
 
 class StepDump(L.Callback):
     """Each step's loss averaged over ranks (the global batch's loss), and at the end of fit the trainable
-    parameters as whole tensors (gathered from their shards under FSDP2) and the stored weights, if any."""
+    parameters as whole tensors (gathered from their shards under FSDP1 and FSDP2) and the stored weights, if any."""
 
     def __init__(self) -> None:
         self.losses = []
@@ -32,13 +33,19 @@ class StepDump(L.Callback):
         self.losses.append(float(loss))
 
     def on_train_end(self, trainer, pl_module):
+        from torch.distributed.fsdp import FullyShardedDataParallel
         from torch.distributed.tensor import DTensor
 
+        from lit_iwpo.models.wrapping import clean_name, has_fsdp1
+
         params = {}
-        for name, p in pl_module.named_parameters():
-            if p.requires_grad:
-                full = p.full_tensor() if isinstance(p, DTensor) else p
-                params[name] = full.detach().cpu().clone()
+        whole = (FullyShardedDataParallel.summon_full_params(pl_module, writeback=False) if has_fsdp1(pl_module)
+                 else contextlib.nullcontext())
+        with whole:
+            for name, p in pl_module.named_parameters():
+                if p.requires_grad:
+                    full = p.full_tensor() if isinstance(p, DTensor) else p
+                    params[clean_name(name)] = full.detach().cpu().clone()
         sample = pl_module.objective.sample_weights()
         state = {"losses": self.losses, "params": params,
                  "weights": None if sample is None else (list(sample[0]), sample[1].detach().cpu().clone())}

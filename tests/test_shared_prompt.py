@@ -103,7 +103,7 @@ def test_batches_that_are_not_pairs_keep_the_two_row_layout():
 
 
 def test_the_root_forward_path_of_sharded_models_gives_the_same_numbers(monkeypatch):
-    """Under FSDP2 the forward goes through the model's own root forward with ``logits_to_keep`` (the packed
+    """Under FSDP (1 or 2) the forward goes through the model's own root forward with ``logits_to_keep`` (the packed
     columns some response token needs); checked here on one process by taking that path for a plain model."""
     from lit_iwpo.models import logprobs
 
@@ -111,7 +111,7 @@ def test_the_root_forward_path_of_sharded_models_gives_the_same_numbers(monkeypa
     model = _model("sdpa")
     want = response_logps(model, batch.input_ids, batch.attention_mask, batch.loss_mask, return_logits=True,
                           pool="last_prompt")
-    monkeypatch.setattr(logprobs, "_is_fsdp", lambda m: True)
+    monkeypatch.setattr(logprobs, "is_fsdp_root", lambda m: True)
     got = response_logps(model, batch.input_ids, batch.attention_mask, batch.loss_mask, return_logits=True,
                          pool="last_prompt", share_prompt=True)
     torch.testing.assert_close(got.logps, want.logps, rtol=1e-5, atol=1e-5)

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from lit_iwpo.models.layers import eager
+from lit_iwpo.models.wrapping import root_gathered
 
 
 @dataclass
@@ -45,7 +46,9 @@ def generate_texts(
     was_training = model.training
     model.eval()
     try:
-        with torch.random.fork_rng(devices=[input_ids.device] if input_ids.is_cuda else []), eager():
+        # generate runs the model's inner forward itself: an FSDP1 root's own weights are gathered around it
+        with torch.random.fork_rng(devices=[input_ids.device] if input_ids.is_cuda else []), eager(), \
+                root_gathered(model):
             torch.manual_seed(spec.seed + seed_offset)
             out = model.generate(
                 input_ids=input_ids,

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from lit_iwpo.models.wrapping import is_fsdp_root
+
 # bumped whenever the numbers response_logps returns could change (masking, dtype handling, pooling):
 # part of the reference log-prob cache key, so a cache never outlives the code that wrote it
 SCORING_VERSION = "2"
@@ -45,15 +47,6 @@ class LogProbs:
 # (Gemma 2 soft-caps, Cohere and Granite scale, Falcon-H1 multiplies). Others take the full forward.
 PLAIN_HEAD_MODELS = frozenset({"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "phi3",
                                "smollm3", "olmo2", "gemma"})
-
-
-def _is_fsdp(model: nn.Module) -> bool:
-    """Whether ``model`` is the root of an FSDP2 sharding (:func:`lit_iwpo.parallel.parallelize`)."""
-    try:
-        from torch.distributed.fsdp import FSDPModule
-    except ImportError:  # a torch without FSDP2
-        return False
-    return isinstance(model, FSDPModule)
 
 
 def _fast_path_parts(model: nn.Module) -> tuple[nn.Module, nn.Module] | None:
@@ -164,12 +157,12 @@ def response_logps(
     dominates activation memory), which gives the same numbers as slicing full logits. ``pool`` also
     returns pooled last hidden states (see :func:`pool_hidden`) from the same forward. ``share_prompt`` runs
     each pair's prompt once (:class:`SharedPromptLayout`) where the model allows it (a plain LM head or an
-    FSDP2 root, an attention implementation that takes a custom mask); the results are those of the two-row
+    FSDP root, an attention implementation that takes a custom mask); the results are those of the two-row
     layout up to floating-point rounding.
     """
     mask = loss_mask[:, 1:].bool()
     targets = input_ids[:, 1:][mask]  # [N]
-    sharded = _is_fsdp(model)
+    sharded = is_fsdp_root(model)
     parts = None if sharded else _fast_path_parts(model)
     layout = None
     implementation = getattr(getattr(model, "config", None), "_attn_implementation", None)
@@ -183,7 +176,7 @@ def response_logps(
             packed = decoder(input_ids=layout.input_ids, position_ids=layout.position_ids, use_cache=False,
                              attention_mask=packed_mask).last_hidden_state.flatten(0, 1)  # [B * L, H]
             logits = head(packed[need])  # [N, V]
-        else:  # FSDP2: through the root's forward (see below), logits only at the packed columns needed
+        else:  # FSDP: through the root's forward (see below), logits only at the packed columns needed
             width = layout.input_ids.shape[1]
             keep = torch.unique(need % width)
             column = torch.full((width,), -1, dtype=torch.long, device=need.device)
@@ -198,7 +191,7 @@ def response_logps(
         hidden = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
         logits = head(hidden[:, :-1][mask])  # [N, V]
     elif sharded:
-        # FSDP2 gathers the root's weights (embeddings, head) only in the root's own forward: go through it,
+        # FSDP gathers the root's weights (embeddings, head) only in the root's own forward: go through it,
         # asking for logits only at the positions where some row has a response token
         keep = mask.any(0).nonzero().squeeze(-1)
         out = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, logits_to_keep=keep,

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from lit_iwpo.data.collate import PreferenceBatch
 from lit_iwpo.models.logprobs import SCORING_VERSION
+from lit_iwpo.models.wrapping import clean_name
 
 if TYPE_CHECKING:
     from lit_iwpo.data.datamodule import SplitData
@@ -52,7 +53,9 @@ def model_fingerprint(model: nn.Module, skip: str = "lora_") -> str:
     h = hashlib.blake2b(digest_size=16)
     tensors = dict(model.state_dict())
     # non-persistent buffers (e.g. Llama's rotary inv_freq) are absent from state_dict but change the outputs
-    tensors.update({f"buffer:{name}": b for name, b in model.named_buffers() if name not in tensors})
+    # (FSDP1's state_dict is whole and its names clean on every rank; its buffer names carry wrapper prefixes)
+    buffers = {clean_name(name): b for name, b in model.named_buffers()}
+    tensors.update({f"buffer:{name}": b for name, b in buffers.items() if name not in tensors})
     for name, t in sorted(tensors.items()):
         if skip and skip in name:
             continue

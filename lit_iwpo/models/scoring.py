@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from lit_iwpo.data.collate import PreferenceBatch
 from lit_iwpo.models.logprobs import POOLINGS, LogProbs, response_logps
+from lit_iwpo.models.wrapping import unwrap
 
 REFERENCE_LEVELS = ("none", "sequence", "token")
 POLICY, REFERENCE = "policy", "reference"
@@ -119,7 +120,7 @@ class Scorer:
         was_training = model.training
         model.eval()  # the reference must not see adapter or base dropout
         try:
-            if not isinstance(model, PeftModel):  # the frozen copy of full fine-tuning, no adapters on it
+            if not isinstance(unwrap(model), PeftModel):  # the frozen copy of full fine-tuning, no adapters on it
                 yield model
             else:
                 with _kept_trainable_flags(model), model.disable_adapter():
@@ -139,7 +140,7 @@ class Scorer:
                     raise ValueError(f"adapter {name!r} is already loaded from {self.adapters[name]}, not {path}")
                 continue
             host = self._adapter_host()
-            if isinstance(host, PeftModel):
+            if isinstance(unwrap(host), PeftModel):
                 host.load_adapter(path, adapter_name=name, is_trainable=False)
             else:
                 # a plain frozen reference: wrapping it keeps its own numbers (adapters disabled) reachable
