@@ -85,8 +85,9 @@ def _run(root: Path, strategy: str, objective: str, resume: Path | None = None, 
                           env=env, cwd=out, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
     _RUNS[key] = torch.load(out / "steps.pt")
-    if (out / "hf").is_dir():
-        _RUNS[key]["export"] = load_file(out / "hf" / "adapter_model.safetensors")
+    if (out / "hf").is_dir():  # a LoRA adapter, or the whole model (full fine-tuning)
+        adapter = out / "hf" / "adapter_model.safetensors"
+        _RUNS[key]["export"] = load_file(adapter if adapter.is_file() else out / "hf" / "model.safetensors")
     return _RUNS[key]
 
 
@@ -166,3 +167,22 @@ def test_fsdp_gpu_settings_on_cpu(tmp_path_factory):
     gap = (torch.tensor(two["losses"]) - torch.tensor(one["losses"])).abs()
     assert float(gap.max()) <= 5e-3, gap  # seen: 4e-4
     assert float(gap.max()) > 1e-5, gap  # bf16, not float32 (whose round-off between 1 and 2 processes is ~1e-7)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["fsdp2", "fsdp"])
+def test_full_fine_tuning_two_processes_match_one(tmp_path_factory, strategy):
+    """Without LoRA: every weight trained, the frozen reference copy sharded beside the policy; the export is the
+    whole model, gathered from its shards, the very tensors trained. (FSDP2's export also writes the LM head,
+    which the tiny model ties to the embeddings: it must then be the trained embeddings.)"""
+    root = tmp_path_factory.mktemp("sharding")
+    one = _run(root, "single", "dpo", tag="-full-ft", model={"lora": None})
+    two = _run(root, strategy, "dpo", tag="-full-ft", model={"lora": None})
+    _assert_same(one, two)
+    for run in (one, two):
+        trained = {k.replace("policy.", "", 1): v for k, v in run["params"].items()}
+        export = dict(run["export"])
+        if "lm_head.weight" in export and "lm_head.weight" not in trained:
+            assert torch.equal(export.pop("lm_head.weight"), trained["model.embed_tokens.weight"])
+        assert trained.keys() == export.keys()
+        assert all(torch.equal(export[k], v) for k, v in trained.items())
