@@ -3,7 +3,7 @@
 #
 #   benchmarks/shift_search.sh            # run (or continue) every stage in order
 #   benchmarks/shift_search.sh headroom   # one stage: headroom | range | methods | options | sweep | pools | dv_size | once
-#                                         #            | dora | range_more | sweep_methods | seeds34
+#                                         #            | dora | range_more | sweep_methods | seeds34 | anti08
 #
 # Every stage is a `lit_iwpo table` call into results/: a finished run (its summary.json holds test metrics)
 # is collected, never rerun, so the script continues where an interrupted session stopped; run it again with
@@ -257,4 +257,12 @@ if [[ $stage == all || $stage == seeds34 ]]; then
   BASELINES="dpo_tr_v dpo_v" five_seeds culture dpo_tr_v dpo_oracle_weights dpo_anti_oracle_weights dpo_v wpo \
     iw_dpo_l_kmm iw_dpo_r_kmm iw_dpo_r_recent iw_dpo_r_refresh iw_dpo_r_refresh_kliep_once iw_dpo_embedding_ratio \
     dora configs/dora/reweight_only.yaml
+fi
+if [[ $stage == all || $stage == anti08 ]]; then
+  # 12. culture at severity 0.8: does the oracle's win-rate gain there come from the custom? The anti-oracle beside
+  # DPO and the oracle, whose runs are the sweep's own (copied: the identical command)
+  copy_runs results/sweep/culture/severity=0.8 results/sweep/culture_anti_oracle/severity=0.8 "${SEEDS[*]}" \
+    dpo_tr_v dpo_oracle_weights
+  lit_iwpo table --base configs/scenarios/culture.yaml --out results/sweep/culture_anti_oracle --seeds "${SEEDS[@]}" \
+    --vary severity=0.8 --methods $M/dpo_tr_v.yaml $M/dpo_oracle_weights.yaml $M/dpo_anti_oracle_weights.yaml
 fi
