@@ -9,8 +9,8 @@ method that calls the inner module's forward itself (``generate``) must gather t
 
 from __future__ import annotations
 
-from contextlib import contextmanager, nullcontext
-from typing import ContextManager, Iterator
+from contextlib import nullcontext
+from typing import ContextManager
 
 from torch import nn
 
@@ -60,12 +60,6 @@ def root_gathered(model: nn.Module) -> ContextManager:
     their own forwards). Nothing to do for FSDP2 or an unsharded model."""
     if not is_fsdp1(model):
         return nullcontext()
-    return _summon(model)
-
-
-@contextmanager
-def _summon(model: nn.Module) -> Iterator[None]:
     from torch.distributed.fsdp import FullyShardedDataParallel
 
-    with FullyShardedDataParallel.summon_full_params(model, recurse=False, writeback=False):
-        yield
+    return FullyShardedDataParallel.summon_full_params(model, recurse=False, writeback=False)
